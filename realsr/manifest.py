@@ -1,0 +1,139 @@
+"""The pair-dataset manifest (``DATASET/manifest.json``, ARCHITECTURE.md "Data contracts").
+
+One JSON file records the stage, the scale, the resolved parameters and one entry per pair with its
+status: ``ok`` (files written), ``rejected`` (processed, failed a quality gate, with the figure) or
+``failed`` (could not be processed, with the reason). A run split with ``--shard K/N`` writes
+``manifest.shard-K-of-N.json``; :func:`merge_shards` joins them into ``manifest.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+from .atomic import write_json_atomic
+from .errors import UsageError
+
+FORMAT = "realsr-pairs"
+VERSION = 1
+STATUSES = ("ok", "rejected", "failed")
+MANIFEST_NAME = "manifest.json"
+_SHARD_RE = re.compile(r"^manifest\.shard-(\d+)-of-(\d+)\.json$")
+
+
+def shard_manifest_name(index: int, count: int) -> str:
+    """File name of the manifest written by shard ``index`` (1-based) of ``count``."""
+    return f"manifest.shard-{index}-of-{count}.json"
+
+
+@dataclass
+class Manifest:
+    """In-memory manifest. ``pairs`` maps a pair name (file stem) to its entry dict."""
+
+    stage: str
+    scale: int
+    params: dict[str, Any]
+    pairs: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def set(self, name: str, status: str, reason: str | None = None, **fields: Any) -> dict[str, Any]:
+        """Record (replace) the entry of pair ``name``."""
+        if status not in STATUSES:
+            raise ValueError(f"status must be one of {STATUSES}, got {status!r}")
+        entry = {"name": name, "status": status, "reason": reason, **fields}
+        self.pairs[name] = entry
+        return entry
+
+    def counts(self) -> dict[str, int]:
+        """Number of entries per status."""
+        out = {s: 0 for s in STATUSES}
+        for e in self.pairs.values():
+            out[e["status"]] = out.get(e["status"], 0) + 1
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "version": VERSION,
+            "scale": self.scale,
+            "stage": self.stage,
+            "params": self.params,
+            "pairs": [self.pairs[k] for k in sorted(self.pairs)],
+        }
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write atomically (entries sorted by name)."""
+        write_json_atomic(path, self.to_json())
+
+    @classmethod
+    def from_json(cls, obj: Any, path: str | os.PathLike = "<memory>") -> "Manifest":
+        if not isinstance(obj, dict) or obj.get("format") != FORMAT:
+            raise UsageError("not a realsr pair manifest", path)
+        if obj.get("version") != VERSION:
+            raise UsageError(f"unsupported manifest version {obj.get('version')!r}", path)
+        try:
+            pairs = {e["name"]: dict(e) for e in obj["pairs"]}
+            return cls(stage=obj["stage"], scale=int(obj["scale"]), params=dict(obj["params"]), pairs=pairs)
+        except (KeyError, TypeError, ValueError) as e:
+            raise UsageError(f"malformed manifest ({e})", path) from None
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "Manifest":
+        """Read a manifest; raises :class:`UsageError` (never overwrites) when it is unreadable."""
+        try:
+            obj = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise UsageError(f"cannot read manifest: {e}", path) from None
+        return cls.from_json(obj, path)
+
+
+def merge(manifests: Iterable[Manifest]) -> Manifest:
+    """Join manifests of the same stage, scale and parameters; later entries replace earlier ones."""
+    manifests = list(manifests)
+    if not manifests:
+        raise UsageError("nothing to merge")
+    first = manifests[0]
+    out = Manifest(first.stage, first.scale, dict(first.params))
+    for m in manifests:
+        if (m.stage, m.scale) != (first.stage, first.scale) or m.params != first.params:
+            raise UsageError("manifests to merge were made with different stages, scales or parameters")
+        out.pairs.update(m.pairs)
+    return out
+
+
+def shard_manifests(folder: str | os.PathLike) -> dict[tuple[int, int], Path]:
+    """The shard manifests present in ``folder``, keyed by ``(index, count)``."""
+    out = {}
+    folder = Path(folder)
+    if folder.is_dir():
+        for p in folder.iterdir():
+            m = _SHARD_RE.match(p.name)
+            if m:
+                out[(int(m.group(1)), int(m.group(2)))] = p
+    return out
+
+
+def merge_shards(folder: str | os.PathLike, require_names: Iterable[str] | None = None) -> Manifest | None:
+    """Merge the shard manifests of ``folder`` (and an existing ``manifest.json``) into ``manifest.json``.
+
+    With ``require_names`` the merge only happens when every listed pair has an entry (so a shard
+    finishing first does not publish a partial dataset); returns the merged manifest, or None when
+    nothing was merged.
+    """
+    folder = Path(folder)
+    shards = shard_manifests(folder)
+    if not shards:
+        return None
+    parts = []
+    main = folder / MANIFEST_NAME
+    if main.exists():
+        parts.append(Manifest.load(main))
+    parts += [Manifest.load(shards[k]) for k in sorted(shards)]
+    merged = merge(parts)
+    if require_names is not None and not set(require_names) <= set(merged.pairs):
+        return None
+    merged.save(main)
+    return merged

@@ -1,0 +1,154 @@
+"""MATLAB-compatible ``imresize`` (bicubic, antialiased when downscaling).
+
+A port of the published algorithm (cubic kernel a = -0.5; kernel widened by 1/scale when
+downscaling; pixel-centre coordinate map ``u = x/scale + 0.5 (1 - 1/scale)``; symmetric padding;
+output size ``ceil(in * scale)``; separable, rows first). The result is float and not rounded;
+``round(clip(255 * out))`` reproduces the uint8 LR files MATLAB writes. See METHODS.md section 7.4.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import scipy.sparse as sp
+
+
+def _cubic(x: np.ndarray) -> np.ndarray:
+    ax = np.abs(x)
+    ax2, ax3 = ax * ax, ax * ax * ax
+    return (1.5 * ax3 - 2.5 * ax2 + 1.0) * (ax <= 1) + (-0.5 * ax3 + 2.5 * ax2 - 4.0 * ax + 2.0) * (
+        (ax > 1) & (ax <= 2)
+    )
+
+
+def resize_matrix(in_len: int, out_len: int, scale: float, antialias: bool = True) -> sp.csr_matrix:
+    """Sparse ``(out_len, in_len)`` matrix applying MATLAB bicubic resampling along one axis."""
+    kernel_width = 4.0
+    if scale < 1 and antialias:
+        kernel_width /= scale
+    x = np.arange(1, out_len + 1, dtype=np.float64)
+    u = x / scale + 0.5 * (1.0 - 1.0 / scale)
+    left = np.floor(u - kernel_width / 2.0)
+    taps = int(math.ceil(kernel_width)) + 2
+    idx = left[:, None] + np.arange(taps)[None, :]  # 1-based
+    d = u[:, None] - idx
+    if scale < 1 and antialias:
+        w = scale * _cubic(d * scale)
+    else:
+        w = _cubic(d)
+    w = w / w.sum(axis=1, keepdims=True)
+    # symmetric (mirror with edge repeat) boundary, as MATLAB's padarray 'symmetric'
+    mirror = np.concatenate([np.arange(in_len), np.arange(in_len - 1, -1, -1)])
+    cols = mirror[np.mod(idx.astype(np.int64) - 1, 2 * in_len)]
+    rows = np.repeat(np.arange(out_len), taps)
+    keep = w.ravel() != 0
+    m = sp.coo_matrix((w.ravel()[keep], (rows[keep], cols.ravel()[keep])), shape=(out_len, in_len))
+    return m.tocsr()  # duplicate (mirrored) entries are summed, as MATLAB's weights are
+
+
+def _integer_downscale_kernel(s: int) -> tuple[np.ndarray, int]:
+    """MATLAB's antialiased bicubic weights for downscaling by the integer ``s`` and the anchor.
+
+    Output pixel ``x`` is centred on input position ``s x + (s - 1) / 2`` (0-based); every output
+    pixel has the same taps, so the resize is a FIR filter followed by taking every ``s``-th sample.
+    """
+    if s % 2 == 0:
+        offsets = np.arange(-2 * s, 2 * s) + 0.5  # taps i-2s .. i+2s-1 around the half-pixel centre
+        anchor = 2 * s
+    else:
+        offsets = np.arange(-2 * s + 1, 2 * s).astype(np.float64)
+        anchor = 2 * s - 1
+    w = _cubic(offsets / s) / s
+    return w / w.sum(), anchor
+
+
+def _fast_integer_downscale(x: np.ndarray, s: int, integer: bool, hi: float, fdtype: type) -> np.ndarray:
+    """Exact fast path of :func:`imresize` for ``scale = 1/s`` when H and W are multiples of ``s``.
+
+    ``x`` may be integer; each pass is computed in ``fdtype`` (float32/float64).
+    """
+    import cv2
+
+    k, anchor = _integer_downscale_kernel(s)
+    kd = k.astype(fdtype)
+    one = np.ones(1, fdtype)
+    depth = cv2.CV_32F if fdtype == np.float32 else cv2.CV_64F
+    start = s // 2
+    out = x
+    # rows (H) first, then columns, each a 1-D filter with symmetric ("reflect") borders
+    for axis in (0, 1):
+        kx, ky = (one, kd) if axis == 0 else (kd, one)
+        anc = (0, anchor) if axis == 0 else (anchor, 0)
+        f = cv2.sepFilter2D(out, depth, kx, ky, anchor=anc, borderType=cv2.BORDER_REFLECT)
+        if f.ndim < out.ndim:
+            f = f[..., None]
+        out = np.ascontiguousarray(f[start::s] if axis == 0 else f[:, start::s])
+        if integer:
+            out = np.clip(np.round(out), 0.0, hi)
+    return np.ascontiguousarray(out)
+
+
+def imresize(
+    img: np.ndarray,
+    scale: float | None = None,
+    output_shape: tuple[int, int] | None = None,
+    antialias: bool = True,
+    float_result: bool = False,
+) -> np.ndarray:
+    """Resize ``img`` (H, W) or (H, W, C) like MATLAB ``imresize(img, scale, 'bicubic')``.
+
+    Give ``scale`` (output size ``ceil(H*scale), ceil(W*scale)``) or ``output_shape`` (rows, cols;
+    the scale per axis is then ``out/in`` as in MATLAB). Float input gives float output in the same
+    units, not rounded (float32 stays float32). Integer input (uint8/uint16) behaves as MATLAB on
+    that class: computed in float64, rounded and clipped to the class after *each* pass, returned
+    in the input dtype. ``float_result=True`` treats integer input as float instead (no rounding)
+    and returns float32 in the input's units (e.g. 0-255), without a float copy of the input.
+    """
+    if img.ndim not in (2, 3):
+        raise ValueError(f"expected (H, W) or (H, W, C), got shape {img.shape}")
+    h, w = img.shape[:2]
+    if output_shape is None:
+        if scale is None:
+            raise ValueError("give scale or output_shape")
+        oh, ow = int(math.ceil(h * scale)), int(math.ceil(w * scale))
+        sh = sw = float(scale)
+    else:
+        oh, ow = map(int, output_shape)
+        sh, sw = (oh / h, ow / w) if scale is None else (float(scale), float(scale))
+    is_int = np.issubdtype(img.dtype, np.integer)
+    integer = is_int and not float_result  # MATLAB integer semantics
+    dtype = img.dtype if img.dtype in (np.float32, np.float64) else (np.float32 if float_result else np.float64)
+    hi = float(np.iinfo(img.dtype).max) if integer else 0.0
+    inv = 1.0 / sh if sh > 0 else 0.0
+    s_int = int(round(inv))
+    if (
+        antialias and sh == sw and s_int > 1 and abs(inv - s_int) < 1e-9
+        and h % s_int == 0 and w % s_int == 0 and (oh, ow) == (h // s_int, w // s_int)
+        and (img.ndim == 2 or img.shape[2] <= 4)
+    ):
+        out = _fast_integer_downscale(img, s_int, integer, hi, dtype)
+        out = out.astype(img.dtype) if integer else out
+        return out if img.ndim == 3 else out.reshape(oh, ow)
+    x = img.astype(dtype, copy=False)
+    c = x.shape[2] if x.ndim == 3 else 1
+    # MATLAB resizes the dimension with the smaller scale first; rows first on a tie.
+    order = ("h", "w") if sh <= sw else ("w", "h")
+    for axis in order:
+        if axis == "h":
+            m = resize_matrix(h, oh, sh, antialias).astype(dtype)
+            x = (m @ x.reshape(h, -1)).reshape((oh, x.shape[1]) + x.shape[2:])
+        else:
+            m = resize_matrix(w, ow, sw, antialias).astype(dtype)
+            xt = np.moveaxis(x, 1, 0).reshape(w, -1)
+            x = np.moveaxis((m @ xt).reshape((ow, x.shape[0]) + x.shape[2:]), 0, 1)
+        if integer:  # MATLAB returns the input class from every 1-D pass
+            x = np.clip(np.round(x), 0.0, hi)
+    out = np.ascontiguousarray(x).astype(img.dtype) if integer else np.ascontiguousarray(x)
+    return out if img.ndim == 3 or c != 1 else out.reshape(oh, ow)
+
+
+def modcrop(img: np.ndarray, scale: int) -> np.ndarray:
+    """Crop the bottom/right so that H and W are multiples of ``scale`` (top-left anchored)."""
+    h, w = img.shape[:2]
+    return img[: h - h % scale, : w - w % scale]
