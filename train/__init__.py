@@ -1,0 +1,1 @@
+"""``realsr train`` / ``realsr eval``: architectures, losses, trainer, metrics (not yet implemented)."""
