@@ -15,6 +15,11 @@ from typing import Any, Iterator
 
 TMP_PREFIX = ".realsr-tmp-"
 
+# mkstemp creates files readable by the owner only; finished files get the usual permissions
+# (0666 minus the umask). The umask can only be read by setting it: do it once, at import.
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
@@ -30,6 +35,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        os.chmod(tmp_path, 0o666 & ~_UMASK)
         os.replace(tmp_path, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import zlib
 from pathlib import Path
 
 import cv2
@@ -68,8 +69,35 @@ def read_image(path: str | os.PathLike, raw: RawOptions | None = None) -> np.nda
     return decode_image(data, p)
 
 
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _check_png(data: bytes, path: str | os.PathLike) -> None:
+    """Walk the PNG chunks (lengths and CRCs) so damaged files get a precise error before libpng
+    (which would print its own message to stderr) sees them."""
+    pos, n = 8, len(data)
+    while True:
+        if pos + 12 > n:
+            raise ImageReadError("truncated PNG (ends before the IEND chunk)", path)
+        length = int.from_bytes(data[pos : pos + 4], "big")
+        kind = data[pos + 4 : pos + 8]
+        if not kind.isalpha() or not kind.isascii() or (pos == 8 and kind != b"IHDR"):
+            raise ImageReadError(f"corrupt PNG (invalid chunk at byte {pos})", path)
+        end = pos + 12 + length
+        if length > 2**31 - 1 or end > n:
+            raise ImageReadError(f"truncated PNG (chunk {kind!r} cut short)", path)
+        crc = int.from_bytes(data[end - 4 : end], "big")
+        if zlib.crc32(data[pos + 4 : end - 4]) != crc:
+            raise ImageReadError(f"corrupt PNG (CRC error in chunk {kind.decode('latin-1')!r})", path)
+        if kind == b"IEND":
+            return
+        pos = end
+
+
 def decode_image(data: bytes, path: str | os.PathLike = "<memory>") -> np.ndarray:
     """Decode encoded raster image bytes to ``(H, W, 3)`` RGB uint8/uint16 (see :func:`read_image`)."""
+    if data[:8] == _PNG_SIGNATURE:
+        _check_png(data, path)
     if data[:2] == b"\xff\xd8" and b"\xff\xd9" not in data[-64:]:
         # Older OpenCV/libjpeg fill a truncated JPEG with grey and only warn; refuse it here.
         raise ImageReadError("truncated JPEG (no end-of-image marker)", path)

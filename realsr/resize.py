@@ -63,10 +63,13 @@ def _integer_downscale_kernel(s: int) -> tuple[np.ndarray, int]:
     return w / w.sum(), anchor
 
 
-def _fast_integer_downscale(x: np.ndarray, s: int, integer: bool, hi: float, fdtype: type) -> np.ndarray:
+def _fast_integer_downscale(x: np.ndarray, s: int, integer: bool, hi: float, fdtype: type,
+                            band: int = 128) -> np.ndarray:
     """Exact fast path of :func:`imresize` for ``scale = 1/s`` when H and W are multiples of ``s``.
 
-    ``x`` may be integer; each pass is computed in ``fdtype`` (float32/float64).
+    ``x`` may be integer; each pass is computed in ``fdtype`` (float32/float64). Works in bands of
+    ``band`` output rows (input rows gathered with mirrored halos), so no full-resolution float
+    buffer is ever allocated.
     """
     import cv2
 
@@ -74,19 +77,29 @@ def _fast_integer_downscale(x: np.ndarray, s: int, integer: bool, hi: float, fdt
     kd = k.astype(fdtype)
     one = np.ones(1, fdtype)
     depth = cv2.CV_32F if fdtype == np.float32 else cv2.CV_64F
+    h, w = x.shape[:2]
+    oh, ow = h // s, w // s
     start = s // 2
-    out = x
-    # rows (H) first, then columns, each a 1-D filter with symmetric ("reflect") borders
-    for axis in (0, 1):
-        kx, ky = (one, kd) if axis == 0 else (kd, one)
-        anc = (0, anchor) if axis == 0 else (anchor, 0)
-        f = cv2.sepFilter2D(out, depth, kx, ky, anchor=anc, borderType=cv2.BORDER_REFLECT)
-        if f.ndim < out.ndim:
-            f = f[..., None]
-        out = np.ascontiguousarray(f[start::s] if axis == 0 else f[:, start::s])
+    taps = len(k)
+    mirror = np.concatenate([np.arange(h), np.arange(h - 1, -1, -1)])  # symmetric padding
+    out = np.empty((oh, ow) + x.shape[2:], fdtype)
+    for r0 in range(0, oh, band):
+        r1 = min(oh, r0 + band)
+        # output row i needs input rows s*i + start - anchor ... + taps - 1
+        rows = np.arange(s * r0 + start - anchor, s * (r1 - 1) + start - anchor + taps)
+        chunk = x[mirror[np.mod(rows, 2 * h)]]
+        v = cv2.sepFilter2D(chunk, depth, one, kd, anchor=(0, 0), borderType=cv2.BORDER_REFLECT)
+        if v.ndim < x.ndim:
+            v = v[..., None]
+        v = v[0 : s * (r1 - r0) : s]  # rows (H) first ...
         if integer:
-            out = np.clip(np.round(out), 0.0, hi)
-    return np.ascontiguousarray(out)
+            v = np.clip(np.round(v), 0.0, hi)
+        hz = cv2.sepFilter2D(np.ascontiguousarray(v), depth, kd, one, anchor=(anchor, 0), borderType=cv2.BORDER_REFLECT)
+        if hz.ndim < x.ndim:
+            hz = hz[..., None]
+        hz = hz[:, start::s]  # ... then columns, as MATLAB
+        out[r0:r1] = np.clip(np.round(hz), 0.0, hi) if integer else hz
+    return out
 
 
 def imresize(
