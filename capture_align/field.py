@@ -101,7 +101,7 @@ def fit_field(
     centre: tuple[float, float],
     norm: float,
     degree: int = 3,
-    min_per_term: float = 4.0,
+    min_per_term: float = 3.0,
 ) -> PolyField | None:
     """Robust polynomial fit of ``shifts`` (N, 2) measured at ``pts`` (N, 2), both in LR pixels.
 

@@ -182,6 +182,15 @@ def is_convex(poly: np.ndarray) -> bool:
     return bool(np.all(z > 0) or np.all(z < 0))
 
 
+def _halfplanes(poly: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Inward half-planes ``n . p <= d`` of a convex polygon (any winding): (normals (M, 2), d (M,))."""
+    a, b = poly, np.roll(poly, -1, axis=0)
+    e = b - a
+    area2 = np.sum(a[:, 0] * b[:, 1] - b[:, 0] * a[:, 1])  # > 0 for counter-clockwise (y up)
+    n = np.stack([e[:, 1], -e[:, 0]], axis=1) * (1.0 if area2 > 0 else -1.0)  # outward normals
+    return n, np.sum(n * a, axis=1)
+
+
 def largest_centred_box(
     poly: np.ndarray,
     centre: tuple[float, float],
@@ -192,36 +201,31 @@ def largest_centred_box(
     """Largest integer pixel box ``[x0, y0, x1, y1)`` centred on ``centre`` whose pixels lie inside
     the convex polygon ``poly`` and inside an LR image of ``lr_shape`` (rows, cols).
 
-    The width/height ratio is searched within a factor 2 around ``aspect`` for the largest area;
-    ``shrink`` then removes that fraction of the width and height from each side. Returns None
-    when the centre lies outside or no box of at least 1x1 pixel fits.
+    Closed form: a rectangle with half-sizes ``(hx, hy)`` centred at ``c`` fits a half-plane
+    ``n . p <= d`` iff ``|n_x| hx + |n_y| hy <= d - n . c``. The width/height ratio is searched
+    within a factor 2 around ``aspect`` for the largest area, then each side is grown until tight.
+    ``shrink`` removes that fraction of the width and height from each side. Returns None when the
+    centre lies outside or no box of at least 1x1 pixel fits.
     """
     hl, wl = lr_shape
     cx, cy = centre
     frame = np.array([[-0.5, -0.5], [wl - 0.5, -0.5], [wl - 0.5, hl - 0.5], [-0.5, hl - 0.5]])
-    c = np.array([[cx, cy]])
-    if not (_inside_convex(poly, c)[0] and _inside_convex(frame, c)[0]):
+    n1, d1 = _halfplanes(np.asarray(poly, np.float64))
+    n2, d2 = _halfplanes(frame)
+    n, d = np.vstack([n1, n2]), np.concatenate([d1, d2])
+    slack = d - n @ np.array([cx, cy])  # distance-like room of the centre to each edge
+    if np.any(slack <= 0):
         return None
-    signs = np.array([[-1, -1], [1, -1], [1, 1], [-1, 1]], dtype=np.float64)
-
-    def fits(hx: np.ndarray, hy: np.ndarray) -> np.ndarray:
-        pts = c[None] + signs[None] * np.stack([hx, hy], axis=1)[:, None, :]  # (K, 4, 2)
-        flat = pts.reshape(-1, 2)
-        ok = _inside_convex(poly, flat) & _inside_convex(frame, flat)
-        return ok.reshape(-1, 4).all(axis=1)
-
-    aspects = aspect * np.exp(np.linspace(-math.log(2), math.log(2), 41))
-    lo = np.zeros_like(aspects)
-    hi = np.full_like(aspects, float(max(hl, wl)) * 4.0)
-    for _ in range(48):  # bisection on the half-height, all aspect ratios at once
-        mid = 0.5 * (lo + hi)
-        ok = fits(mid * aspects, mid)
-        lo = np.where(ok, mid, lo)
-        hi = np.where(ok, hi, mid)
-    area = lo * lo * aspects
-    k = int(np.argmax(area))
-    hy = lo[k] * (1.0 - 2.0 * shrink)
-    hx = lo[k] * aspects[k] * (1.0 - 2.0 * shrink)
+    ax, ay = np.abs(n[:, 0]), np.abs(n[:, 1])
+    aspects = aspect * np.exp(np.linspace(-math.log(2), math.log(2), 2001))
+    t = np.min(slack[None, :] / (ax[None, :] * aspects[:, None] + ay[None, :]), axis=1)  # half-height
+    k = int(np.argmax(t * t * aspects))
+    hy, hx = float(t[k]), float(t[k] * aspects[k])
+    for _ in range(2):  # grow each side until tight (the aspect grid is discrete)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            hx = max(hx, float(np.min(np.where(ax > 0, (slack - ay * hy) / ax, np.inf))))
+            hy = max(hy, float(np.min(np.where(ay > 0, (slack - ax * hx) / ay, np.inf))))
+    hx, hy = hx * (1.0 - 2.0 * shrink), hy * (1.0 - 2.0 * shrink)
     x0, x1 = math.ceil(cx - hx + 0.5 - 1e-9), math.floor(cx + hx + 0.5 + 1e-9)
     y0, y1 = math.ceil(cy - hy + 0.5 - 1e-9), math.floor(cy + hy + 0.5 + 1e-9)
     x0, y0 = max(x0, 0), max(y0, 0)

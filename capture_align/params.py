@@ -23,7 +23,7 @@ class AlignParams:
     method: str = "magsac"  #: robust estimator: "magsac" (USAC MAGSAC++) or "ransac"
     ratio: float = 0.75  #: Lowe ratio-test threshold
     max_features: int = 8000  #: SIFT keypoints kept per image (strongest)
-    coarse_size: int = 1024  #: coarse matching: LR reduced to at most this many pixels per side
+    coarse_size: int = 768  #: coarse matching: LR reduced to at most this many pixels per side
     work_size: int = 1024  #: refinement: LR crop reduced to at most this many pixels per side
     coarse_threshold: float = 3.0  #: inlier distance in coarse-image pixels
     refine_threshold: float = 1.5  #: inlier distance in refinement working pixels

@@ -203,9 +203,8 @@ def field_passes(ws: Workspace, mapping: Mapping, box: Box, passes: int = 2) -> 
     centre = ((x0 + x1 - 1) / 2.0, (y0 + y1 - 1) / 2.0)
     norm = 0.5 * math.hypot(x1 - x0, y1 - y0)
     lr_w, w2l = ws.lr_work(box)
-    tile = 48 if min(lr_w.shape) >= 192 else 32
     for _ in range(passes):
-        res = residual_shifts(lr_w, ws.render(mapping, box), tile=tile, max_tiles=600)
+        res = residual_shifts(lr_w, ws.render(mapping, box), max_tiles=400)
         if res.tiles < 6:
             break
         pos = geo.apply(w2l, res.shifts[:, :2])

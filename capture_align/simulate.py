@@ -16,7 +16,10 @@ float in [0, 1] or uint8/uint16; outputs are uint8 (or uint16 with ``bits=16``).
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field, replace
+
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -64,6 +67,21 @@ class Truth:
     radius: float = 1.0
     lr_shape: tuple[int, int] = (0, 0)
     hr_shape: tuple[int, int] = (0, 0)
+
+    def to_json(self) -> dict:
+        return {
+            "homography": np.asarray(self.homography).tolist(),
+            "k1": self.k1,
+            "centre": list(self.centre),
+            "radius": self.radius,
+            "lr_shape": list(self.lr_shape),
+            "hr_shape": list(self.hr_shape),
+        }
+
+    @classmethod
+    def from_json(cls, obj: dict) -> "Truth":
+        return cls(np.asarray(obj["homography"], np.float64), float(obj["k1"]), tuple(obj["centre"]),
+                   float(obj["radius"]), tuple(obj["lr_shape"]), tuple(obj["hr_shape"]))
 
     def hr_to_lr(self, pts: np.ndarray) -> np.ndarray:
         """Map ``(N, 2)`` HR-capture points to LR-capture points."""
@@ -253,3 +271,42 @@ def pair_from_registered(
     lr_shape = lr.shape[:2]
     truth = Truth(geo.normalize(geo.scaling(1.0 / scale) @ np.linalg.inv(warp)), 0.0, (0.0, 0.0), 1.0, lr_shape, (h, w))
     return SimulatedPair(np.ascontiguousarray(lr), np.ascontiguousarray(warped), truth, CaptureSpec(lr_size=lr_shape, zoom=scale, hr_size=(h, w)))
+
+
+def write_simulated_dataset(
+    out: str | os.PathLike,
+    scenes: list[tuple[str, np.ndarray]],
+    base: CaptureSpec,
+    seed: int = 0,
+    vary: bool = True,
+) -> dict[str, Truth]:
+    """Simulate one capture pair per ``(name, scene)`` and write ``out/LR/<name>.png``,
+    ``out/HR/<name>.png`` and ``out/truth.json`` (the :class:`Truth` of each pair, by name).
+
+    With ``vary`` each pair draws its own rotation (+-1.5 deg), tilt, offset (+-3 % of the LR
+    size) and exposure around ``base`` from ``seed``; the same seed gives the same files.
+    """
+    from realsr.atomic import write_json_atomic
+    from realsr.images import write_png
+
+    out = Path(out)
+    rng = np.random.default_rng(seed)
+    truths: dict[str, Truth] = {}
+    for i, (name, scene) in enumerate(scenes):
+        spec = base
+        if vary:
+            hl, wl = base.lr_size
+            spec = replace(
+                base,
+                rotation_deg=float(rng.uniform(-1.5, 1.5)),
+                perspective=float(rng.uniform(0.0, 0.03)),
+                perspective_angle_deg=float(rng.uniform(0, 360)),
+                offset=(float(rng.uniform(-0.03, 0.03) * wl), float(rng.uniform(-0.03, 0.03) * hl)),
+                exposure=float(rng.uniform(0.8, 1.1)),
+            )
+        pair = simulate_pair(scene, spec, seed=seed * 1000 + i)
+        write_png(out / "LR" / f"{name}.png", pair.lr)
+        write_png(out / "HR" / f"{name}.png", pair.hr)
+        truths[name] = pair.truth
+    write_json_atomic(out / "truth.json", {k: v.to_json() for k, v in truths.items()})
+    return truths
