@@ -52,7 +52,7 @@ def cli(ctx: click.Context, debug: bool, verbose: int, quiet: bool) -> None:
 
 
 def _register() -> None:
-    from . import align, merge  # noqa: F401  (commands attach themselves to `cli`)
+    from . import align, merge, simulate  # noqa: F401  (commands attach themselves to `cli`)
 
 
 _register()
@@ -62,15 +62,18 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point: run the group, map errors to one line and an exit code."""
     try:
         rv = cli.main(args=argv, prog_name="realsr", standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("realsr: interrupted", err=True)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        click.echo("realsr: interrupted (re-run the same command to resume)", err=True)
         return EXIT_INTERRUPTED
     except click.ClickException as e:
         e.show()
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        click.echo("realsr: interrupted (re-run the same command to resume)", err=True)
-        return EXIT_INTERRUPTED
+    except OSError as e:  # disk full, permissions ... on an output: the run cannot go on
+        if _State.debug:
+            traceback.print_exc()
+        where = f" ({e.filename})" if getattr(e, "filename", None) else ""
+        click.echo(f"realsr: error: {e.strerror or e}{where}", err=True)
+        return EXIT_USAGE
     except RealsrError as e:
         if _State.debug:
             traceback.print_exc()
