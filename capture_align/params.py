@@ -28,8 +28,8 @@ class AlignParams:
     coarse_threshold: float = 3.0  #: inlier distance in coarse-image pixels
     refine_threshold: float = 1.5  #: inlier distance in refinement working pixels
     blur: float = 0.5  #: Gaussian sigma (LR px) applied to the HR before matching (LR optics)
-    crop: float = 0.02  #: fraction of the crop width/height removed per side each round
-    max_iters: int = 3  #: iterative-refinement rounds at most (0: coarse only)
+    crop: float = 0.03  #: fraction of the crop width/height removed per side each round
+    max_iters: int = 2  #: iterative-refinement rounds at most (0: coarse only)
     tol: float = 0.05  #: stop when an update moves no crop corner by more (LR px)
     refine: str = "field"  #: dense refinement: "field" (ECC + smooth field), "ecc", "none" (paper)
     field_degree: int = 3  #: polynomial degree of the displacement field

@@ -253,6 +253,21 @@ def simulate_lr(hr: np.ndarray, spec: CaptureSpec = CaptureSpec(), seed: int = 0
     return SimulatedPair(lr, out_hr, truth, replace(spec, lr_size=(hl, wl), hr_size=(hh, wh)))
 
 
+def centred_homography(shape: tuple[int, int], rotation_deg: float = 0.0, scale: float = 1.0,
+                       shift: tuple[float, float] = (0.0, 0.0),
+                       perspective: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:
+    """A homography on the pixels of an image of ``shape`` (rows, cols): rotation by
+    ``rotation_deg`` and scaling about the image centre, then ``shift`` (px), with projective
+    terms ``perspective`` (per px, in centred coordinates)."""
+    h, w = shape
+    c = geo.translation((w - 1) / 2.0, (h - 1) / 2.0)
+    th = math.radians(rotation_deg)
+    m = np.array([[scale * math.cos(th), -scale * math.sin(th), shift[0]],
+                  [scale * math.sin(th), scale * math.cos(th), shift[1]],
+                  [perspective[0], perspective[1], 1.0]])
+    return c @ m @ np.linalg.inv(c)
+
+
 def pair_from_registered(
     hr: np.ndarray, lr_registered: np.ndarray, scale: float, warp: np.ndarray
 ) -> SimulatedPair:
