@@ -15,15 +15,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import time
 from pathlib import Path
 
 import numpy as np
 
 from realsr.capture_align import AlignParams, AlignmentFailed, align_pair
-from realsr.capture_align import geometry as geo
-from realsr.capture_align.simulate import CaptureSpec, pair_from_registered, simulate_pair
+from realsr.capture_align.simulate import CaptureSpec, centred_homography, pair_from_registered, simulate_pair
 from realsr.images import read_image
 from realsr.synthetic import synthetic_scene
 
@@ -38,12 +36,8 @@ def spec(scale: int, i: int) -> CaptureSpec:
 
 
 def known_warp(i: int, shape: tuple[int, int]) -> np.ndarray:
-    h, w = shape
-    c = geo.translation((w - 1) / 2, (h - 1) / 2)
-    th, s = math.radians(0.7 * (-1) ** i), 1.0 + 0.01 * i
-    m = np.array([[s * math.cos(th), -s * math.sin(th), 3.3 * i], [s * math.sin(th), s * math.cos(th), -2.1 * i],
-                  [1e-6 * i, -2e-6 * i, 1.0]])
-    return c @ m @ np.linalg.inv(c)
+    """The known homography applied to the i-th City100 HR capture."""
+    return centred_homography(shape, 0.7 * (-1) ** i, 1.0 + 0.01 * i, (3.3 * i, -2.1 * i), (1e-6 * i, -2e-6 * i))
 
 
 def summary(errs: list[float], failed: int, seconds: list[float]) -> dict:

@@ -27,6 +27,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import subprocess
 import sys
 import tempfile
@@ -67,6 +68,12 @@ def peak_rss_gb() -> float:
     return float("nan")  # pragma: no cover - not Linux
 
 
+def cpu() -> tuple[float, float]:
+    """User and system CPU seconds of this process so far."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime, r.ru_stime
+
+
 def measure(case_dir: Path, scale: int) -> dict:
     """Run in a fresh process: time realsr and the baseline on the saved captures."""
     import pickle
@@ -75,26 +82,36 @@ def measure(case_dir: Path, scale: int) -> dict:
     truth = pickle.loads((case_dir / "truth.pkl").read_bytes())
     warm = simulate_pair(hr[::8, ::8], CaptureSpec(lr_size=(200, 300), hr_size=(400, 600)), seed=0)
     align_pair(warm.lr, warm.hr, AlignParams(scale=2))  # first-call overheads out of the timing
-    times_ours, times_base = [], []
+    times_ours, times_base, cpu_ours, cpu_base = [], [], [], []
     for _ in range(REPEAT_OURS):
-        t = time.perf_counter()
+        c, t = cpu(), time.perf_counter()
         ours = align_pair(lr, hr, AlignParams(scale=scale))
         times_ours.append(time.perf_counter() - t)
+        cpu_ours.append(np.subtract(cpu(), c))
+    peak_ours = peak_rss_gb()
     for _ in range(REPEAT_BASE):
-        t = time.perf_counter()
+        c, t = cpu(), time.perf_counter()
         h_base = baseline(lr, hr)
         render_hr(hr, Mapping(h_base), ours.lr_box, scale)
         times_base.append(time.perf_counter() - t)
+        cpu_base.append(np.subtract(cpu(), c))
+    peak_base = peak_rss_gb()
     t_ours, t_base = float(np.median(times_ours)), float(np.median(times_base))
+    u_ours, s_ours = np.median(cpu_ours, axis=0)
+    u_base, s_base = np.median(cpu_base, axis=0)
     e_ours = truth.residual(ours.mapping, ours.lr_box)
     e_base = truth.residual(Mapping(h_base), ours.lr_box)
     return {
         "realsr": {"seconds": round(t_ours, 2), "runs": [round(t, 2) for t in times_ours], "status": ours.status,
                    "residual_mean_px": round(e_ours["mean"], 4), "residual_p95_px": round(e_ours["p95"], 4),
-                   "measured_residual_px": round(ours.residual.median, 4)},
+                   "measured_residual_px": round(ours.residual.median, 4),
+                   "user_s": round(float(u_ours), 2), "sys_s": round(float(s_ours), 2),
+                   "process_peak_gb": peak_ours},
         "baseline": {"seconds": round(t_base, 2), "runs": [round(t, 2) for t in times_base],
                      "residual_mean_px": round(e_base["mean"], 4),
-                     "residual_p95_px": round(e_base["p95"], 4)},
+                     "residual_p95_px": round(e_base["p95"], 4),
+                     "user_s": round(float(u_base), 2), "sys_s": round(float(s_base), 2),
+                     "process_peak_gb": peak_base},
         "speedup": round(t_base / t_ours, 2),
         "accuracy_ratio": round(e_base["mean"] / max(e_ours["mean"], 1e-9), 1),
     }

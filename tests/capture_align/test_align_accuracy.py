@@ -6,15 +6,13 @@ pairs) and 0.25 (worst), at scales 2 and 4; output size exactly scale x LR.
 
 from __future__ import annotations
 
-import math
 
 import cv2
 import numpy as np
 import pytest
 
 from realsr.capture_align import AlignParams, Mapping, align_pair
-from realsr.capture_align import geometry as geo
-from realsr.capture_align.simulate import CaptureSpec, pair_from_registered, simulate_pair
+from realsr.capture_align.simulate import CaptureSpec, centred_homography, pair_from_registered, simulate_pair
 from realsr.color import rgb_to_gray
 from realsr.images import read_image, to_float
 from realsr.resize import imresize
@@ -109,12 +107,8 @@ def test_simulated_from_real_photos(scale, shared):
 
 
 def _known_warp(i: int, shape: tuple[int, int]) -> np.ndarray:
-    h, w = shape
-    c = geo.translation((w - 1) / 2, (h - 1) / 2)
-    th, s = math.radians(0.7 * (-1) ** i), 1.0 + 0.01 * i
-    m = np.array([[s * math.cos(th), -s * math.sin(th), 3.3 * i], [s * math.sin(th), s * math.cos(th), -2.1 * i],
-                  [1e-6 * i, -2e-6 * i, 1.0]])
-    return c @ m @ np.linalg.inv(c)
+    """The known homography applied to the i-th City100 HR capture."""
+    return centred_homography(shape, 0.7 * (-1) ** i, 1.0 + 0.01 * i, (3.3 * i, -2.1 * i), (1e-6 * i, -2e-6 * i))
 
 
 def _global_affine_residual(lr: np.ndarray, hr_small: np.ndarray) -> float:

@@ -327,3 +327,58 @@ def test_debug_shows_traceback(tmp_path, capsys):
                  str(tmp_path / "bad"), "--scale", "2"]) == 2
     err = capsys.readouterr().err
     assert "Traceback" in err and "realsr: error:" in err
+
+
+def test_every_align_option_reaches_the_run(captures, tmp_path):
+    out = tmp_path / "out"
+    args = ["align", captures / "LR" / "p0.png", captures / "HR" / "p0.png", "-o", out, "--scale", "2",
+            "--zoom", "2.0", "--zoom-tolerance", "0.2", "--model", "homography", "--robust", "ransac",
+            "--ratio", "0.7", "--max-features", "3000", "--coarse-size", "512", "--work-size", "800",
+            "--blur", "0.6", "--crop", "0.03", "--max-iters", "1", "--tol", "0.1", "--refine", "field",
+            "--field-degree", "2", "--photometric", "none", "--photometric-sigma", "1.0",
+            "--interpolation", "lanczos", "--min-inliers", "10", "--max-residual", "0.4", "--min-psnr", "15",
+            "--raw-bits", "8", "--raw-linear", "--no-preview", "--workers", "1"]
+    assert _run(*args) == 0
+    m = _manifest(out)
+    a = m["params"]["align"]
+    assert (a["zoom"], a["zoom_tolerance"], a["method"], a["ratio"], a["max_features"]) == (2.0, 0.2, "ransac", 0.7, 3000)
+    assert (a["coarse_size"], a["work_size"], a["blur"], a["crop"], a["max_iters"], a["tol"]) == (512, 800, 0.6, 0.03, 1, 0.1)
+    assert (a["refine"], a["field_degree"], a["photometric"], a["photometric_sigma"]) == ("field", 2, "none", 1.0)
+    assert (a["interpolation"], a["min_inliers"], a["max_residual"], a["min_psnr"]) == ("lanczos", 10, 0.4, 15.0)
+    assert m["params"]["raw"] == {"linear": True, "bits": 8, "half_size": False}
+    e = m["pairs"][0]
+    assert e["status"] == "ok" and e["iterations"] <= 1
+    assert e["colour_transform"]["mode"] == "none" and (e["field"] is None or e["field"]["degree"] <= 2)
+    assert not (out / "previews").exists()
+
+
+@pytest.mark.parametrize("opt,reason", [
+    (["--min-inliers", "100000"], "too few inliers"),
+    (["--max-residual", "0"], "residual misalignment"),
+    (["--zoom", "3", "--zoom-tolerance", "0.05"], "wrong scale"),
+])
+def test_gates_reject_with_the_figure(captures, tmp_path, opt, reason):
+    out = tmp_path / "out"
+    assert _run("align", captures / "LR" / "p0.png", captures / "HR" / "p0.png", "-o", out, "--scale", "2",
+                *opt) == 0
+    e = _entries(out)["p0"]
+    assert e["status"] == "rejected" and e["reason"].startswith(reason)
+
+
+def test_simulate_options_and_determinism(tmp_path):
+    base = ["simulate", "--count", "1", "--lr-size", "160x120", "--zoom", "2"]
+    assert _run(*base, "-o", tmp_path / "a", "--seed", "3", "--jpeg", "60", "--noise", "0.02", "--blur", "1.0",
+                "--distortion", "-0.03") == 0
+    assert _run(*base, "-o", tmp_path / "b", "--seed", "3", "--jpeg", "60", "--noise", "0.02", "--blur", "1.0",
+                "--distortion", "-0.03") == 0
+    assert _run(*base, "-o", tmp_path / "c", "--seed", "4") == 0
+    assert _tree(tmp_path / "a") == _tree(tmp_path / "b")  # same seed, same files
+    assert _tree(tmp_path / "a") != _tree(tmp_path / "c")
+    t = json.loads((tmp_path / "a" / "truth.json").read_text())["scene000"]
+    assert t["k1"] == -0.03 and t["lr_shape"] == [120, 160]
+    lr = read_image(tmp_path / "a" / "LR" / "scene000.png")
+    assert lr.shape == (120, 160, 3)
+    photo = tmp_path / "photo.png"
+    write_png(photo, synthetic_scene(300, 400, seed=5))
+    assert _run("simulate", photo, "-o", tmp_path / "d", "--lr-size", "200x150") == 0
+    assert (tmp_path / "d" / "HR" / "photo.png").exists()
