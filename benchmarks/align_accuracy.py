@@ -66,7 +66,7 @@ def main() -> None:
         for scale in (2, 4):
             for source in ("procedural", "photo"):
                 errs, secs, bad = [], [], 0
-                for i, (kind, sc) in enumerate(s for s in scenes if s[0] == source):
+                for i, (_, sc) in enumerate(s for s in scenes if s[0] == source):
                     pair = simulate_pair(sc, spec(scale, i), seed=i)
                     t = time.perf_counter()
                     try:

@@ -157,16 +157,6 @@ def _refit(src: np.ndarray, dst: np.ndarray, model: str, fallback: np.ndarray) -
     return np.vstack([sol.T, [0.0, 0.0, 1.0]])
 
 
-def _inside_convex(poly: np.ndarray, pts: np.ndarray) -> np.ndarray:
-    """Which of ``pts`` (N, 2) lie inside (or on) the convex polygon ``poly`` (M, 2), any winding."""
-    a = poly
-    b = np.roll(poly, -1, axis=0)
-    cross = (b[:, 0] - a[:, 0])[None] * (pts[:, 1:2] - a[None, :, 1]) - (b[:, 1] - a[:, 1])[None] * (
-        pts[:, 0:1] - a[None, :, 0]
-    )
-    return np.all(cross >= -1e-9, axis=1) | np.all(cross <= 1e-9, axis=1)
-
-
 def footprint(h_hr_to_lr: np.ndarray, hr_shape: tuple[int, int], margin: float) -> np.ndarray:
     """The HR image's outline in LR coordinates (4x2), the HR inset by ``margin`` HR pixels."""
     hh, wh = hr_shape

@@ -66,14 +66,12 @@ def render(
     size: tuple[int, int],
     src_from_hr: np.ndarray | None = None,
     interpolation: int = cv2.INTER_LINEAR,
-    field_grid: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> np.ndarray:
     """Sample ``src`` (an image in source-HR coordinates, or related to them by ``src_from_hr``)
     on a grid of ``size`` = (width, height) pixels whose pixel ``x`` lies at LR position
-    ``grid_to_lr @ x``. Without a field this is one ``warpPerspective``; with a field the
-    coordinates are built strip by strip and sampled with ``remap``. ``field_grid``: the field's
-    (dx, dy) already evaluated on the grid (each (height, width) float32); by default it is
-    evaluated here (separably when ``grid_to_lr`` is a scaling plus translation).
+    ``grid_to_lr @ x``. Without a field this is one ``warpPerspective``; with a field (then the
+    grid must be a scaling plus translation of the LR, so the field is evaluated separably) the
+    coordinates are built strip by strip and sampled with ``remap``.
     """
     s = np.eye(3) if src_from_hr is None else src_from_hr
     h_inv = np.linalg.inv(mapping.homography)
@@ -88,8 +86,7 @@ def render(
     m = s @ h_inv
     xs = g[0, 0] * np.arange(w) + g[0, 2]  # LR x of each grid column
     ys = g[1, 1] * np.arange(h) + g[1, 2]  # LR y of each grid row
-    if field_grid is None:
-        field_grid = mapping.field.on_grid(xs, ys)
+    field_grid = mapping.field.on_grid(xs, ys)
     xs32, ys32 = xs.astype(np.float32)[None, :], ys.astype(np.float32)[:, None]
     out = np.empty((h, w) + src.shape[2:], src.dtype)
     for r0 in range(0, h, _STRIP):

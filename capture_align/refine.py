@@ -23,7 +23,7 @@ from realsr.images import max_value
 
 from . import features as feat
 from . import geometry as geo
-from .field import PolyField, fit_field
+from .field import fit_field
 from .mapping import Mapping, render
 from .params import AlignParams
 from .quality import residual_shifts
@@ -275,5 +275,3 @@ def estimate(lr_g: np.ndarray, hr_g: np.ndarray, p: AlignParams) -> Estimate:
         raise AlignmentFailed(f"overlap too small: {got} LR px (minimum {p.min_size})")
     return Estimate(mapping, box, inliers, rounds, z)
 
-
-__all__ = ["AlignmentFailed", "Estimate", "estimate", "gray_of", "PolyField"]

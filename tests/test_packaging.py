@@ -1,5 +1,6 @@
 """The folders map to one `realsr` namespace in editable and regular installs."""
 
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -23,8 +24,11 @@ def test_installed_package_exposes_every_stage():
 
 def test_regular_wheel_contains_the_mapped_folders(tmp_path):
     pytest.importorskip("setuptools")
+    src = tmp_path / "src"  # build from a copy: setuptools writes build/ and *.egg-info beside the sources
+    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(".*", "build", "dist", "*.egg-info", "__pycache__",
+                                                             "example", "tests", "benchmarks"))
     r = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                        "-w", str(tmp_path), str(ROOT)], capture_output=True, text=True)
+                        "-w", str(tmp_path), str(src)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
     wheel = next(tmp_path.glob("realsr-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()

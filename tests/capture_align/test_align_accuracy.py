@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from realsr.capture_align import AlignParams, Mapping, align_pair
+from realsr.capture_align import AlignParams, align_pair
 from realsr.capture_align.simulate import CaptureSpec, centred_homography, pair_from_registered, simulate_pair
 from realsr.color import rgb_to_gray
 from realsr.images import read_image, to_float

@@ -41,7 +41,10 @@ def test_largest_centred_box_inside_polygon_and_frame():
     box = geo.largest_centred_box(poly, (50.0, 32.0), (70, 100), aspect=1.5)
     x0, y0, x1, y1 = box
     corners = geo.box_corners(box)
-    assert geo._inside_convex(poly, corners).all()
+    edges = np.roll(poly, -1, axis=0) - poly  # this polygon is clockwise in image coordinates
+    cross = edges[None, :, 0] * (corners[:, None, 1] - poly[None, :, 1]) - edges[None, :, 1] * (
+        corners[:, None, 0] - poly[None, :, 0])
+    assert (cross >= 0).all()  # every corner on the inner side of every edge
     assert x1 - x0 > 60 and y1 - y0 > 40  # near the largest possible
     shrunk = geo.largest_centred_box(poly, (50.0, 32.0), (70, 100), aspect=1.5, shrink=0.1)
     assert (shrunk[2] - shrunk[0]) <= 0.82 * (x1 - x0) + 1
