@@ -28,7 +28,6 @@ from realsr.raw import RawOptions
 
 from .align import align_pair
 from .params import AlignParams
-from .refine import AlignmentFailed
 from .pairing import PairSource
 from .preview import make_preview
 
@@ -74,7 +73,7 @@ def align_one(job: _Job) -> dict[str, Any]:
         lr = read_image(pair.lr, job.raw)
         hr = read_image(pair.hr, job.raw)
         res = align_pair(lr, hr, job.params)
-    except (RealsrError, AlignmentFailed) as e:
+    except RealsrError as e:  # unreadable files and AlignmentFailed
         return done("failed", str(e))
     except MemoryError:
         return done("failed", "out of memory")

@@ -6,10 +6,11 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from . import geometry as geo
+from .mapping import INTERPOLATIONS
 
 REFINE_MODES = ("field", "ecc", "none")
 PHOTOMETRIC_MODES = ("color", "luminance", "none")
-INTERPOLATION_NAMES = ("cubic", "lanczos", "linear")
+INTERPOLATION_NAMES = tuple(INTERPOLATIONS)
 
 
 @dataclass(frozen=True)

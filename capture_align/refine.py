@@ -115,10 +115,9 @@ class Workspace:
     """What the refinement steps share: the images, the working scale and the blurred HR."""
 
     lr_g: np.ndarray
-    hr_g: np.ndarray
     p: AlignParams
     f_w: float  #: working grid pixels per LR pixel
-    blurred: np.ndarray  #: the HR gray, blurred to the LR sharpness on the working grid (maybe decimated)
+    blurred: np.ndarray  #: the HR gray blurred to the LR's sharpness at the working scale (maybe decimated)
     blurred_from_hr: np.ndarray  #: HR px -> blurred px
 
     @classmethod
@@ -130,7 +129,7 @@ class Workspace:
         g = max(1, int(sigma // 1.5))  # decimate first when the blur is wide (speed)
         dec, s = reduce(hr_g, 1.0 / g) if g > 1 else (hr_g, np.eye(3))
         sig = math.sqrt(max(sigma**2 - (g * g - 1) / 12.0, 0.25)) / g
-        return cls(lr_g, hr_g, p, f_w, cv2.GaussianBlur(dec, (0, 0), sig), s)
+        return cls(lr_g, p, f_w, cv2.GaussianBlur(dec, (0, 0), sig), s)
 
     def lr_work(self, box: Box) -> tuple[np.ndarray, np.ndarray]:
         """The LR crop on the working grid, and the grid -> LR map."""

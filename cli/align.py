@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from realsr.capture_align.params import AlignParams
+from realsr.capture_align.geometry import METHODS, MODELS
+from realsr.capture_align.params import INTERPOLATION_NAMES, PHOTOMETRIC_MODES, REFINE_MODES, AlignParams
 from realsr.capture_align.dataset import align_dataset
 from realsr.capture_align.pairing import discover_pairs
 from realsr.errors import UsageError
@@ -34,8 +35,8 @@ D = AlignParams()
               help="Reject pairs whose measured zoom differs from the expected one by more (relative).")
 @click.option("--lr-suffix", default="", help="Suffix of LR stems to strip before pairing (e.g. 'L' for 001L.png).")
 @click.option("--hr-suffix", default="", help="Suffix of HR stems to strip before pairing (e.g. 'H').")
-@click.option("--model", type=click.Choice(["homography", "affine"]), default=D.model, help="Geometric model.")
-@click.option("--robust", type=click.Choice(["magsac", "ransac"]), default=D.method,
+@click.option("--model", type=click.Choice(MODELS), default=D.model, help="Geometric model.")
+@click.option("--robust", type=click.Choice(METHODS), default=D.method,
               help="Robust estimator (OpenCV USAC MAGSAC++ or RANSAC).")
 @click.option("--ratio", type=click.FloatRange(0, 1, min_open=True), default=D.ratio, help="Lowe ratio-test threshold.")
 @click.option("--max-features", type=click.IntRange(min=0), default=D.max_features,
@@ -51,16 +52,16 @@ D = AlignParams()
 @click.option("--max-iters", type=click.IntRange(min=0), default=D.max_iters, help="Refinement rounds at most.")
 @click.option("--tol", type=click.FloatRange(min=0), default=D.tol,
               help="Stop refining when an update moves no crop corner by more than this (LR pixels).")
-@click.option("--refine", type=click.Choice(["field", "ecc", "none"]), default=D.refine,
+@click.option("--refine", type=click.Choice(REFINE_MODES), default=D.refine,
               help="Dense sub-pixel refinement of the final crop: ECC homography plus a smooth displacement "
                    "field (absorbs lens distortion), ECC only, or none (the paper's SIFT-only procedure).")
 @click.option("--field-degree", type=click.IntRange(0, 5), default=D.field_degree,
               help="Polynomial degree of the displacement field (3 models radial distortion).")
-@click.option("--photometric", type=click.Choice(["color", "luminance", "none"]), default=D.photometric,
+@click.option("--photometric", type=click.Choice(PHOTOMETRIC_MODES), default=D.photometric,
               help="Correct the LR's colours to the HR: 3x3 colour transfer, gain+offset, or nothing.")
 @click.option("--photometric-sigma", type=click.FloatRange(min=0), default=D.photometric_sigma,
               help="Low-pass (LR pixels) both images before fitting the photometric transfer (0 = as RealSR).")
-@click.option("--interpolation", type=click.Choice(["cubic", "lanczos", "linear"]), default=D.interpolation,
+@click.option("--interpolation", type=click.Choice(INTERPOLATION_NAMES), default=D.interpolation,
               help="Resampling of the HR.")
 @click.option("--min-inliers", type=click.IntRange(min=0), default=D.min_inliers, help="Gate: minimum inlier matches.")
 @click.option("--max-residual", type=click.FloatRange(min=0), default=D.max_residual,
