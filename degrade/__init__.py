@@ -1,1 +1,17 @@
-"""``realsr build-pool`` / ``realsr degrade``: kernel estimation, noise pools, degradation (not yet implemented)."""
+"""Degradation: analytic and estimated (KernelGAN) blur kernels, real-noise pools, degradation operators.
+
+Public API: :func:`estimate_kernel` / :func:`estimate_kernels` (KernelGAN, batched),
+:func:`collect_noise`, :class:`Pool` (``Pool.load(path)``), :func:`build_pool`.
+"""
+
+from .build_pool import PoolSettings, build_pool, discover_sources
+from .estimate import KernelEstimate, estimate_kernel, estimate_kernels
+from .kernelgan import KernelGANParams
+from .kernels import KernelChecks
+from .noise import NoiseParams, collect_noise, zero_mean
+from .pool import Pool
+
+__all__ = [
+    "KernelChecks", "KernelEstimate", "KernelGANParams", "NoiseParams", "Pool", "PoolSettings", "build_pool",
+    "collect_noise", "discover_sources", "estimate_kernel", "estimate_kernels", "zero_mean",
+]

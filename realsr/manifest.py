@@ -13,7 +13,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable, TypeVar
 
 from .atomic import write_json_atomic
 from .errors import UsageError
@@ -22,12 +22,12 @@ FORMAT = "realsr-pairs"
 VERSION = 1
 STATUSES = ("ok", "rejected", "failed")
 MANIFEST_NAME = "manifest.json"
-_SHARD_RE = re.compile(r"^manifest\.shard-(\d+)-of-(\d+)\.json$")
+T = TypeVar("T")
 
 
-def shard_manifest_name(index: int, count: int) -> str:
-    """File name of the manifest written by shard ``index`` (1-based) of ``count``."""
-    return f"manifest.shard-{index}-of-{count}.json"
+def shard_manifest_name(index: int, count: int, stem: str = "manifest") -> str:
+    """File name of the manifest (``<stem>.json``) written by shard ``index`` (1-based) of ``count``."""
+    return f"{stem}.shard-{index}-of-{count}.json"
 
 
 @dataclass
@@ -104,36 +104,44 @@ def merge(manifests: Iterable[Manifest]) -> Manifest:
     return out
 
 
-def shard_manifests(folder: str | os.PathLike) -> dict[tuple[int, int], Path]:
-    """The shard manifests present in ``folder``, keyed by ``(index, count)``."""
+def shard_manifests(folder: str | os.PathLike, stem: str = "manifest") -> dict[tuple[int, int], Path]:
+    """The shard manifests (``<stem>.shard-K-of-N.json``) present in ``folder``, keyed by ``(K, N)``."""
     out = {}
     folder = Path(folder)
+    pattern = re.compile(rf"^{re.escape(stem)}\.shard-(\d+)-of-(\d+)\.json$")
     if folder.is_dir():
         for p in folder.iterdir():
-            m = _SHARD_RE.match(p.name)
+            m = pattern.match(p.name)
             if m:
                 out[(int(m.group(1)), int(m.group(2)))] = p
     return out
 
 
-def merge_shards(folder: str | os.PathLike, require_names: Iterable[str] | None = None) -> Manifest | None:
-    """Merge the shard manifests of ``folder`` (and an existing ``manifest.json``) into ``manifest.json``.
+def merge_shard_files(folder: str | os.PathLike, stem: str, load: Callable[[Path], T],
+                      merge_all: Callable[[list[T]], T], names: Callable[[T], Iterable[str]],
+                      require_names: Iterable[str] | None = None) -> T | None:
+    """Merge ``<stem>.shard-K-of-N.json`` files (and an existing ``<stem>.json``) of ``folder`` into
+    ``<stem>.json`` with ``load``/``merge_all`` (the merged object must have ``save(path)``).
 
-    With ``require_names`` the merge only happens when every listed pair has an entry (so a shard
-    finishing first does not publish a partial dataset); returns the merged manifest, or None when
-    nothing was merged.
+    With ``require_names`` the merge only happens when every listed item has an entry
+    (``names(merged)``), so a shard finishing first does not publish a partial result; returns the
+    merged object, or None when nothing was merged.
     """
     folder = Path(folder)
-    shards = shard_manifests(folder)
+    shards = shard_manifests(folder, stem)
     if not shards:
         return None
-    parts = []
-    main = folder / MANIFEST_NAME
-    if main.exists():
-        parts.append(Manifest.load(main))
-    parts += [Manifest.load(shards[k]) for k in sorted(shards)]
-    merged = merge(parts)
-    if require_names is not None and not set(require_names) <= set(merged.pairs):
+    main = folder / f"{stem}.json"
+    parts = [load(main)] if main.exists() else []
+    parts += [load(shards[k]) for k in sorted(shards)]
+    merged = merge_all(parts)
+    if require_names is not None and not set(require_names) <= set(names(merged)):
         return None
-    merged.save(main)
+    merged.save(main)  # type: ignore[attr-defined]
     return merged
+
+
+def merge_shards(folder: str | os.PathLike, require_names: Iterable[str] | None = None) -> Manifest | None:
+    """Merge the shard manifests of ``folder`` (and an existing ``manifest.json``) into ``manifest.json``
+    (see :func:`merge_shard_files`)."""
+    return merge_shard_files(folder, "manifest", Manifest.load, merge, lambda m: m.pairs, require_names)

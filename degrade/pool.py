@@ -1,0 +1,147 @@
+"""The degradation pool (``POOL/pool.json``, ARCHITECTURE.md "Data contracts"): reading and writing.
+
+``pool.json`` holds the scale, the resolved parameters, one entry per source photo (``sources``:
+status ``ok``/``rejected``/``failed``, reason, its kernel and noise entries) and, derived from them,
+the flat ``kernels`` and ``noise`` lists the degrade stage draws from. Files are relative to POOL.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+
+from realsr.atomic import write_json_atomic
+from realsr.errors import UsageError
+from realsr.images import read_image
+from realsr.manifest import STATUSES, merge_shard_files, shard_manifest_name
+
+from .noise import zero_mean
+
+FORMAT = "realsr-pool"
+VERSION = 1
+POOL_NAME = "pool.json"
+POOL_STEM = "pool"
+
+
+def pool_shard_name(index: int, count: int) -> str:
+    """``pool.shard-K-of-N.json``: the record written by shard K of N."""
+    return shard_manifest_name(index, count, POOL_STEM)
+
+
+@dataclass
+class Pool:
+    """A kernel + noise pool. ``sources`` maps a source name to its entry; ``root`` is the folder the
+    entries' files are relative to."""
+
+    scale: int
+    params: dict[str, Any]
+    sources: dict[str, dict[str, Any]] = field(default_factory=dict)
+    root: Path = Path(".")
+
+    # ----- contents
+    @property
+    def kernels(self) -> list[dict[str, Any]]:
+        """Kernel entries of the usable sources, sorted by source name."""
+        return [dict(e["kernel"], source=e["file"]) for _, e in sorted(self.sources.items())
+                if e.get("status") == "ok" and e.get("kernel")]
+
+    @property
+    def noise(self) -> list[dict[str, Any]]:
+        """Noise-patch entries of the usable sources, sorted by source name then position."""
+        return [dict(n, source=e["file"]) for _, e in sorted(self.sources.items())
+                if e.get("status") == "ok" for n in e.get("noise", [])]
+
+    def kernel(self, i: int) -> np.ndarray:
+        """Kernel ``i`` of :attr:`kernels` as float32 (K, K), sums to 1."""
+        return np.load(self.root / self.kernels[i]["file"]).astype(np.float32)
+
+    def noise_patch(self, i: int) -> np.ndarray:
+        """Noise patch ``i`` of :attr:`noise`, raw RGB (uint8 or uint16) as stored."""
+        return read_image(self.root / self.noise[i]["file"])
+
+    def random_kernel(self, rng: np.random.Generator) -> tuple[np.ndarray, dict[str, Any]]:
+        """A kernel drawn uniformly (Real-SR draws one per image) and its entry."""
+        ks = self.kernels
+        if not ks:
+            raise UsageError("the pool has no kernels", self.root / POOL_NAME)
+        i = int(rng.integers(len(ks)))
+        return self.kernel(i), ks[i]
+
+    def random_noise(self, rng: np.random.Generator, size: int | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+        """A noise patch drawn uniformly, randomly cropped to ``size`` px, made zero-mean per channel:
+        float32 additive noise in [0, 1] units (Real-SR's ``noiseDataset``), and its entry."""
+        ns = self.noise
+        if not ns:
+            raise UsageError("the pool has no noise patches", self.root / POOL_NAME)
+        i = int(rng.integers(len(ns)))
+        patch = self.noise_patch(i)
+        if size is not None:
+            h, w = patch.shape[:2]
+            if size > min(h, w):
+                raise UsageError(f"noise crop of {size} px is larger than the pool's {w}x{h} patches")
+            y, x = int(rng.integers(h - size + 1)), int(rng.integers(w - size + 1))
+            patch = patch[y:y + size, x:x + size]
+        return zero_mean(patch), ns[i]
+
+    def counts(self) -> dict[str, int]:
+        out = {s: 0 for s in STATUSES}
+        for e in self.sources.values():
+            out[e["status"]] = out.get(e["status"], 0) + 1
+        return out
+
+    # ----- files
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT, "version": VERSION, "scale": self.scale, "params": self.params,
+            "kernels": self.kernels, "noise": self.noise,
+            "sources": [self.sources[k] for k in sorted(self.sources)],
+        }
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write atomically."""
+        write_json_atomic(path, self.to_json())
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "Pool":
+        """Read a pool: ``path`` is the POOL folder or its ``pool.json``. Raises :class:`UsageError`."""
+        path = Path(path)
+        if path.is_dir():
+            path = path / POOL_NAME
+        try:
+            obj = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise UsageError(f"cannot read pool: {e}", path) from None
+        if not isinstance(obj, dict) or obj.get("format") != FORMAT:
+            raise UsageError("not a realsr pool", path)
+        if obj.get("version") != VERSION:
+            raise UsageError(f"unsupported pool version {obj.get('version')!r}", path)
+        try:
+            sources = {e["name"]: dict(e) for e in obj["sources"]}
+            return cls(int(obj["scale"]), dict(obj["params"]), sources, path.parent)
+        except (KeyError, TypeError, ValueError) as e:
+            raise UsageError(f"malformed pool ({e})", path) from None
+
+
+def merge_pools(pools: Iterable[Pool]) -> Pool:
+    """Join pools of the same scale and parameters (later source entries replace earlier ones)."""
+    pools = list(pools)
+    if not pools:
+        raise UsageError("nothing to merge")
+    first = pools[0]
+    out = Pool(first.scale, dict(first.params), {}, first.root)
+    for p in pools:
+        if p.scale != first.scale or p.params != first.params:
+            raise UsageError("pools to merge were built with different scales or parameters")
+        out.sources.update(p.sources)
+    return out
+
+
+def merge_pool_shards(folder: str | os.PathLike, require_names: Iterable[str] | None = None) -> Pool | None:
+    """Merge ``pool.shard-K-of-N.json`` files (and an existing ``pool.json``) into ``pool.json`` once
+    they cover ``require_names``; returns the merged pool or None."""
+    return merge_shard_files(folder, POOL_STEM, Pool.load, merge_pools, lambda p: p.sources, require_names)
