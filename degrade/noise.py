@@ -31,6 +31,7 @@ class NoiseParams:
     stride: int = 256
     max_var: float = 20.0
     min_mean: float = 50.0
+    max_mean: float = 256.0
     include_last: bool = False
     local: int = 0
     local_mean_tol: float = 0.1
@@ -101,7 +102,7 @@ def collect_noise(img: np.ndarray, params: NoiseParams = NoiseParams(),
         for x in _positions(img.shape[1], p):
             g = gray[y:y + p.patch, x:x + p.patch]
             v, m = float(g.var()), float(g.mean())
-            if v < p.max_var and m > p.min_mean and (not p.local or _locally_consistent(g, p)):
+            if v < p.max_var and p.min_mean < m < p.max_mean and (not p.local or _locally_consistent(g, p)):
                 out.append(NoisePatch(np.ascontiguousarray(img[y:y + p.patch, x:x + p.patch, :3]), y, x, v, m))
     if p.max_per_image and len(out) > p.max_per_image:
         rng = rng or np.random.default_rng(0)
@@ -113,10 +114,6 @@ def collect_noise(img: np.ndarray, params: NoiseParams = NoiseParams(),
 def zero_mean(patch: np.ndarray) -> np.ndarray:
     """Additive noise from a stored patch: float in [0, 1] units of its dtype, each channel's spatial
     mean subtracted (Real-SR's ``noiseDataset``)."""
-    if patch.dtype == np.uint8:
-        x = patch.astype(np.float32) / 255.0
-    elif patch.dtype == np.uint16:
-        x = patch.astype(np.float32) / 65535.0
-    else:
-        x = patch.astype(np.float32)
-    return x - x.mean(axis=(0, 1), keepdims=True)
+    scale = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(patch.dtype, 1.0)
+    x = patch.astype(np.float64) / scale
+    return (x - x.mean(axis=(0, 1), keepdims=True)).astype(np.float32)

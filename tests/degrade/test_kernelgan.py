@@ -1,0 +1,93 @@
+"""KernelGAN: the kernel reparametrisation is exact, batches do not change an image's result."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from scipy.signal import convolve2d
+
+from realsr.degrade.kernelgan import (
+    KernelGANParams, _init_weights, _streams, compose_kernel, crop_rows, g_forward_kernel, g_forward_network,
+    prepare_image, train_kernelgan,
+)
+from realsr.degrade.sampling import box_same, crop_corners, gradient_map, probability_map, sampling_maps
+
+
+def _g_weights(n, dtype=torch.float64):
+    p = KernelGANParams()
+    init = [_init_weights(_streams(i)["init"], p) for i in range(n)]
+    return [torch.tensor(np.stack([w["g"][i] for w in init]), dtype=dtype) for i in range(len(p.g_structure))]
+
+
+def test_composed_kernel_is_the_official_impulse_response():
+    g = _g_weights(3)
+    k = compose_kernel(g)
+    assert k.shape == (3, 13, 13)
+    for b in range(3):
+        # KernelGAN's calc_curr_k: an impulse through the layers (first padded by K-1), then flipped
+        d = torch.ones(1, 1, 1, 1, dtype=torch.float64)
+        for i, w in enumerate(t[b] for t in g):
+            d = F.conv2d(d, w, padding=12) if i == 0 else F.conv2d(d, w)
+        ref = d[0, 0].flip([0, 1])
+        assert torch.allclose(k[b], ref, rtol=1e-9, atol=ref.abs().max().item() * 1e-10)
+
+
+def test_g_through_its_kernel_equals_the_layered_network():
+    g = _g_weights(2)
+    x = torch.randn(2, 3, 64, 64, dtype=torch.float64)
+    a = g_forward_kernel(crop_rows(x, 13), compose_kernel(g), 64)
+    b = g_forward_network(x, g)
+    assert a.shape == b.shape == (2, 3, 26, 26)
+    assert torch.allclose(a, b, rtol=1e-9, atol=b.abs().max().item() * 1e-10)
+
+
+def _image(seed=0, shape=(150, 170)):
+    rng = np.random.default_rng(seed)
+    from scipy import ndimage
+    return np.clip(ndimage.gaussian_filter(rng.random(shape + (3,)), (1.5, 1.5, 0)) * 1.4 - 0.2, 0, 1)
+
+
+def test_training_with_kernel_forward_follows_the_network_forward():
+    p = dict(iterations=6, edge_shave=0)
+    img = _image()
+    a = train_kernelgan([img], [3], KernelGANParams(**p), dtype=torch.float64)[0].kernel
+    b = train_kernelgan([img], [3], KernelGANParams(forward="network", **p), dtype=torch.float64)[0].kernel
+    assert np.allclose(a, b, rtol=0, atol=np.abs(b).max() * 1e-6)
+
+
+def test_batched_results_are_bit_identical_to_one_at_a_time():
+    p = KernelGANParams(iterations=40, edge_shave=0)
+    a, b = _image(0), _image(1, (130, 200))
+    alone = train_kernelgan([a], [7], p)[0]
+    batch = train_kernelgan([b, a, a, b], [1, 7, 7, 2], p)
+    for r in (batch[1], batch[2]):
+        assert np.array_equal(r.kernel, alone.kernel)
+        assert r.loss_bicubic == alone.loss_bicubic
+    assert not np.array_equal(batch[0].kernel, batch[3].kernel)  # other seeds, other runs
+
+
+def test_prepare_image_shaves_and_makes_even():
+    img = np.zeros((101, 87, 3), np.uint8)
+    out = prepare_image(img, KernelGANParams())
+    assert out.shape == (80, 66, 3) and out.dtype == np.float64
+    assert prepare_image(np.zeros((50, 50), np.uint16), KernelGANParams(edge_shave=0)).shape == (50, 50, 3)
+
+
+def test_box_same_is_convolve2d_same():
+    x = np.random.default_rng(0).random((23, 31))
+    for size in (5, 13, 32):
+        ref = convolve2d(x, np.ones((size, size)), "same") / size ** 2
+        assert np.allclose(box_same(x, size), ref, atol=1e-12)
+
+
+def test_crops_follow_gradients_and_stay_inside():
+    img = np.zeros((200, 200, 3))
+    img[:, 140:] = 1.0  # one vertical edge at x = 140
+    g = gradient_map(img)
+    assert g[:, 135:145].sum() > 0.9 * g.sum()
+    prob = probability_map(g, 26)
+    corners = crop_corners(prob, (200, 200), 26, 500, np.random.default_rng(0))
+    assert (corners % 2 == 0).all() and corners.min() >= 0 and corners.max() <= 200 - 26
+    assert np.all(np.abs(corners[:, 1] + 13 - 140) <= 20)
+    _, _, has = sampling_maps(np.full((100, 100, 3), 0.5), 64, 26)
+    assert not has
