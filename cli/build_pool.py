@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from realsr.degrade.build_pool import PoolSettings, build_pool, discover_sources
-from realsr.degrade.kernelgan import BICUBIC_LOSSES, D_INITS, KernelGANParams
+from realsr.degrade.kernelgan_params import BICUBIC_LOSSES, D_INITS, KernelGANParams
 from realsr.degrade.noise import NoiseParams
 from realsr.degrade.pool import POOL_NAME, pool_shard_name
 from realsr.errors import UsageError

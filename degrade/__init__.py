@@ -6,7 +6,7 @@ Public API: :func:`estimate_kernel` / :func:`estimate_kernels` (KernelGAN, batch
 
 from .build_pool import PoolSettings, build_pool, discover_sources
 from .estimate import KernelEstimate, estimate_kernel, estimate_kernels
-from .kernelgan import KernelGANParams
+from .kernelgan_params import KernelGANParams
 from .kernels import KernelChecks
 from .noise import NoiseParams, collect_noise, zero_mean
 from .pool import Pool

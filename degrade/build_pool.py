@@ -29,7 +29,7 @@ from realsr.parallel import default_workers, parallel_map, select_shard
 from realsr.raw import RawOptions
 
 from .estimate import SCALES, estimate_kernels, image_key
-from .kernelgan import KernelGANParams, resolve_device
+from .kernelgan_params import KernelGANParams
 from .kernels import KernelChecks, kernel_shape
 from .noise import NoiseParams, collect_noise
 from .pool import POOL_NAME, Pool, merge_pool_shards, pool_shard_name
@@ -266,7 +266,15 @@ def build_pool(
     out.mkdir(parents=True, exist_ok=True)
     if remove_stale_temporaries(out):
         log.info("removed temporary files left by an interrupted run")
-    dev = str(resolve_device(device))
+    if settings.kernels:
+        try:
+            from .kernelgan import resolve_device
+        except ImportError as e:
+            raise UsageError(f"kernel estimation needs PyTorch ({e}); install it (pip install torch==2.13.0) "
+                             "or run with --no-kernels") from None
+        dev = str(resolve_device(device))
+    else:
+        dev = "cpu"
     if workers is None:
         workers = 1 if dev.startswith("cuda") else default_workers()
     k, n = shard

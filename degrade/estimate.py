@@ -10,13 +10,19 @@ from __future__ import annotations
 import math
 import zlib
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
-import torch
 
-from .kernelgan import KernelGANParams, RawEstimate, prepare_image, train_kernelgan
+from realsr.errors import UsageError
+
+from .kernelgan_params import KernelGANParams, prepare_image
 from .kernels import KernelChecks, analytic_x4, check_kernel, kernel_distance, kernel_shape, post_process
+
+if TYPE_CHECKING:  # torch is imported only when a kernel is actually estimated
+    import torch
+
+    from .kernelgan import RawEstimate
 
 SCALES = (2, 4)
 
@@ -45,7 +51,7 @@ def image_key(name: str) -> int:
     return zlib.crc32(name.encode("utf-8"))
 
 
-def _finish(raw: RawEstimate, scale: int, params: KernelGANParams, checks: KernelChecks
+def _finish(raw: "RawEstimate", scale: int, params: KernelGANParams, checks: KernelChecks
             ) -> tuple[np.ndarray | None, np.ndarray | None, str | None]:
     if raw.featureless:
         return None, None, "featureless: the image has no gradients to learn a kernel from"
@@ -73,7 +79,7 @@ def estimate_kernels(
     images: Sequence[np.ndarray],
     scale: int = 2,
     params: KernelGANParams = KernelGANParams(),
-    device: str | torch.device | None = "cpu",
+    device: "str | torch.device | None" = "cpu",
     seed: int = 0,
     keys: Sequence[int] | None = None,
     runs: int = 1,
@@ -93,6 +99,7 @@ def estimate_kernels(
         raise ValueError(f"KernelGAN estimates x2 kernels and derives x4 ones: scale must be one of {SCALES}")
     if runs < 1 or retries < 0 or batch < 1:
         raise ValueError("runs >= 1, retries >= 0 and batch >= 1 are required")
+    train_kernelgan = _trainer()
     keys = list(range(len(images))) if keys is None else list(keys)
     results: list[KernelEstimate | None] = [None] * len(images)
     prepared: dict[int, np.ndarray] = {}
@@ -124,7 +131,15 @@ def estimate_kernels(
     return [r if r is not None else last[i] for i, r in enumerate(results)]
 
 
-def _choose(raws: list[RawEstimate], scale: int, params: KernelGANParams, checks: KernelChecks) -> KernelEstimate:
+def _trainer() -> Callable[..., list["RawEstimate"]]:
+    try:
+        from .kernelgan import train_kernelgan
+    except ImportError as e:  # torch missing
+        raise UsageError(f"kernel estimation needs PyTorch ({e}); install it first: pip install torch==2.13.0") from None
+    return train_kernelgan
+
+
+def _choose(raws: list["RawEstimate"], scale: int, params: KernelGANParams, checks: KernelChecks) -> KernelEstimate:
     done = [(raw, *_finish(raw, scale, params, checks)) for raw in raws]
     good = [d for d in done if d[3] is None]
     spread = 0.0
@@ -141,7 +156,7 @@ def _choose(raws: list[RawEstimate], scale: int, params: KernelGANParams, checks
     return KernelEstimate(k, k2, raw.kernel, None, _run_figures(raw, k2, len(raws), spread))
 
 
-def _run_figures(raw: RawEstimate, k2: np.ndarray | None, runs: int, spread: float) -> dict[str, Any]:
+def _run_figures(raw: "RawEstimate", k2: np.ndarray | None, runs: int, spread: float) -> dict[str, Any]:
     out: dict[str, Any] = {
         "loss_bicubic": round(raw.loss_bicubic, 5) if math.isfinite(raw.loss_bicubic) else None,
         "similar_at": raw.similar_at, "constraints_at": raw.constraints_at, "runs": runs, "spread": round(spread, 5),
@@ -154,6 +169,6 @@ def _run_figures(raw: RawEstimate, k2: np.ndarray | None, runs: int, spread: flo
 
 
 def estimate_kernel(image: np.ndarray, scale: int = 2, params: KernelGANParams = KernelGANParams(),
-                    device: str | torch.device | None = "cpu", seed: int = 0, **kwargs: Any) -> KernelEstimate:
+                    device: "str | torch.device | None" = "cpu", seed: int = 0, **kwargs: Any) -> KernelEstimate:
     """Estimate the kernel of one real LR photo (see :func:`estimate_kernels` for the options)."""
     return estimate_kernels([image], scale, params, device, seed, **kwargs)[0]

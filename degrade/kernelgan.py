@@ -25,105 +25,18 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import asdict, dataclass, fields
-from typing import Any, Callable, Sequence
+from dataclasses import dataclass
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from realsr.errors import UsageError
+
 from .kernels import bicubic_kernel
+from .kernelgan_params import BICUBIC_LOSSES, D_INITS, FORWARDS, KernelGANParams, prepare_image  # noqa: F401
 from .sampling import crop_corners, sampling_maps
-
-BICUBIC_LOSSES = ("mixed", "per-channel")
-D_INITS = ("official", "xavier")
-FORWARDS = ("kernel", "network")
-
-
-@dataclass(frozen=True)
-class KernelGANParams:
-    """Hyper-parameters; defaults are the official code's (``configs.py``, ``learner.py``).
-
-    Options that deviate from it (each documented in ``docs/pool.md``):
-
-    * ``bicubic_loss="per-channel"``: compare each colour channel of G's output with the bicubic
-      downscale of the *same* channel. The official loss sums the three input channels into every
-      target channel (METHODS.md 2.10 pitfall 1), so dark or saturated images never reach the
-      0.4 threshold that switches the kernel constraints on.
-    * ``d_init="xavier"``: initialise D's convolutions with xavier-normal (gain 0.1) as the official
-      code intends. In the official code that call writes into a tensor spectral norm recomputes
-      (D runs once in its constructor), so D keeps PyTorch's default (Kaiming-uniform) weights;
-      ``"official"`` reproduces that.
-    * ``lambda_bicubic=20``: the value in Tencent/Real-SR's vendored copy (upstream: 5).
-    """
-
-    iterations: int = 3000
-    g_crop: int = 64
-    g_structure: tuple[int, ...] = (7, 5, 3, 1, 1, 1)
-    g_channels: int = 64
-    d_channels: int = 64
-    d_layers: int = 7
-    d_kernel: int = 7
-    lr_g: float = 2e-4
-    lr_d: float = 2e-4
-    beta1: float = 0.5
-    lr_step: int = 750
-    lr_decay: float = 10.0
-    lambda_bicubic: float = 5.0
-    lambda_sum2one: float = 0.5
-    lambda_boundaries: float = 0.5
-    lambda_centralized: float = 1.0
-    lambda_sparse: float = 5.0
-    bicubic_threshold: float = 0.4
-    lambda_update_freq: int = 200
-    lambda_bicubic_decay: float = 100.0
-    lambda_bicubic_min: float = 5e-6
-    bicubic_loss: str = "mixed"
-    d_init: str = "official"
-    edge_shave: int = 10
-    n_filtering: int = 40
-    forward: str = "kernel"
-
-    def __post_init__(self) -> None:
-        if self.bicubic_loss not in BICUBIC_LOSSES:
-            raise ValueError(f"bicubic_loss must be one of {BICUBIC_LOSSES}")
-        if self.d_init not in D_INITS:
-            raise ValueError(f"d_init must be one of {D_INITS}")
-        if self.forward not in FORWARDS:
-            raise ValueError(f"forward must be one of {FORWARDS}")
-        if self.iterations < 1 or self.g_crop < 16 or self.d_layers < 3:
-            raise ValueError("iterations >= 1, g_crop >= 16 and d_layers >= 3 are required")
-        if self.g_structure[-1] != 1 or any(s < 1 for s in self.g_structure):
-            raise ValueError("G's last layer must be 1x1 (it carries the stride 2)")
-
-    @property
-    def kernel_size(self) -> int:
-        """Size of the kernel G represents: its receptive field (13 for the default structure)."""
-        return sum(s - 1 for s in self.g_structure) + 1
-
-    @property
-    def d_crop(self) -> int:
-        """Size of G's output, which is also the size of D's real crops (26 by default)."""
-        return (self.g_crop - self.kernel_size) // 2 + 1
-
-    @property
-    def min_image_size(self) -> int:
-        """Smallest image side (before the edge shave) the estimation can run on."""
-        return self.g_crop + 2 * self.edge_shave
-
-    def to_json(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["g_structure"] = list(self.g_structure)
-        return d
-
-    @classmethod
-    def from_json(cls, d: dict[str, Any]) -> "KernelGANParams":
-        names = {f.name for f in fields(cls)}
-        kw = {k: v for k, v in d.items() if k in names}
-        if "g_structure" in kw:
-            kw["g_structure"] = tuple(kw["g_structure"])
-        return cls(**kw)
-
 
 @dataclass
 class RawEstimate:
@@ -146,24 +59,6 @@ def _streams(seed: int | Sequence[int]) -> dict[str, np.random.Generator]:
     ss = np.random.SeedSequence(seed)
     names = ("init", "crops", "real_noise", "fake_noise")
     return {n: np.random.Generator(np.random.PCG64(s)) for n, s in zip(names, ss.spawn(len(names)))}
-
-
-def prepare_image(img: np.ndarray, params: KernelGANParams) -> np.ndarray:
-    """The image KernelGAN trains on: RGB float64 in [0, 1], ``edge_shave`` px cut per side, then
-    cropped to even H and W. Accepts (H, W, 3) uint8/uint16/float [0, 1] or (H, W) gray."""
-    if img.ndim == 2:
-        img = np.repeat(img[:, :, None], 3, axis=2)
-    if img.dtype == np.uint8:
-        x = img / 255.0
-    elif img.dtype == np.uint16:
-        x = img / 65535.0
-    else:
-        x = np.asarray(img, np.float64)
-    e = params.edge_shave
-    if e:
-        x = x[e:-e, e:-e]
-    h, w = x.shape[:2]
-    return np.ascontiguousarray(x[: h - h % 2, : w - w % 2, :3])
 
 
 class _Job:
@@ -430,10 +325,21 @@ def _bicubic_targets(gx: torch.Tensor, p: KernelGANParams) -> torch.Tensor:
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
-    """``"auto"``/None -> CUDA when present, else CPU; otherwise the named device."""
+    """``"auto"``/None -> CUDA when present, else CPU; otherwise the named device, which must exist
+    (raises :class:`~realsr.errors.UsageError`)."""
     if device is None or str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as e:
+        raise UsageError(f"unknown device {device!r} ({e})") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError(f"device {device!r} requested but CUDA is not available")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise UsageError(f"device {device!r} requested but only {torch.cuda.device_count()} CUDA device(s) exist")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise UsageError(f"device {device!r} requested but MPS is not available")
+    return dev
 
 
 def train_kernelgan(
@@ -546,8 +452,8 @@ def train_kernelgan(
         if progress is not None:
             progress(n)
 
-    ks = kernel.double().cpu().numpy()
-    lb = loss_bic.double().cpu().numpy()
+    ks = kernel.cpu().double().numpy()
+    lb = loss_bic.cpu().double().numpy()
     sa = similar_at.cpu().numpy()
     ca = constraints_at.cpu().numpy()
     return [RawEstimate(ks[i], float(lb[i]), None if sa[i] < 0 else int(sa[i]), None if ca[i] < 0 else int(ca[i]),

@@ -91,3 +91,17 @@ def test_crops_follow_gradients_and_stay_inside():
     assert np.all(np.abs(corners[:, 1] + 13 - 140) <= 20)
     _, _, has = sampling_maps(np.full((100, 100, 3), 0.5), 64, 26)
     assert not has
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_matches_cpu_and_batches_on_cuda():
+    """Over 2 iterations (before KernelGAN's chaotic amplification of rounding, see docs/pool.md) the
+    CUDA path follows the CPU path, and a CUDA batch follows a single CUDA run."""
+    p = KernelGANParams(iterations=2, edge_shave=0)
+    a, b = _image(0), _image(1, (130, 200))
+    cpu = train_kernelgan([a], [7], p, "cpu")[0].kernel
+    single = train_kernelgan([a], [7], p, "cuda")[0].kernel
+    batch = train_kernelgan([b, a, b], [1, 7, 2], p, "cuda")[1].kernel
+    scale = np.abs(cpu).max()
+    assert np.abs(single - cpu).max() < 1e-3 * scale
+    assert np.abs(batch - single).max() < 1e-3 * scale

@@ -1,0 +1,134 @@
+"""``build_pool`` and ``realsr build-pool``: bad input, resume, shards, the pool API."""
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from realsr.cli.main import main
+from realsr.degrade import KernelChecks, KernelGANParams, NoiseParams, Pool, PoolSettings, build_pool, discover_sources
+from realsr.images import write_png
+
+FAST = KernelGANParams(iterations=30)
+NOISE = NoiseParams(patch=64, stride=64, max_mean=240)
+
+
+@pytest.fixture(scope="module")
+def sources(tmp_path_factory, scene_small):
+    d = tmp_path_factory.mktemp("src")
+    rng = np.random.default_rng(0)
+    flat = np.full((256, 160, 3), (110, 120, 100), np.float64)  # a flat wall beside the scene
+    photo = np.concatenate([scene_small.astype(np.float64), flat], axis=1)
+    noisy = np.clip(np.round(photo + rng.normal(0, 2, photo.shape)), 0, 255).astype(np.uint8)
+    write_png(d / "photo.png", noisy)
+    write_png(d / "photo16.png", noisy.astype(np.uint16) * 257)
+    write_png(d / "gray.png", noisy[..., 1])
+    write_png(d / "tiny.png", noisy[:40, :50])
+    write_png(d / "constant.png", np.full((200, 200, 3), 128, np.uint8))
+    cv2.imwrite(str(d / "quarter.jpg"), noisy[:, :, ::-1])
+    (d / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 50)
+    (d / "empty.jpg").write_bytes(b"")
+    return d
+
+
+@pytest.fixture(scope="module")
+def scene_small(scene):
+    return np.ascontiguousarray(scene[200:456, 300:556])
+
+
+LOOSE = KernelChecks(max_peak=1.0, max_offset=20.0, max_frame_mass=1.0, max_second_mode=1.0)
+
+
+def _settings(**kw):
+    """Orchestration tests run 30 iterations: accept whatever kernel comes out."""
+    return PoolSettings(scale=kw.pop("scale", 4), kernelgan=FAST, noise=NOISE, checks=LOOSE, **kw)
+
+
+def test_bad_inputs_give_per_image_results_and_the_rest_is_built(sources, tmp_path):
+    pool = build_pool(discover_sources([sources]), tmp_path / "pool", _settings(), workers=1, progress=False)
+    s = pool.sources
+    assert s["corrupt"]["status"] == "failed" and "corrupt.png" in s["corrupt"]["reason"]
+    assert s["empty"]["status"] == "failed" and "empty" in s["empty"]["reason"]
+    assert s["tiny"]["status"] == "rejected" and "too small" in s["tiny"]["reason"]
+    assert s["constant"]["kernel"] is None and s["constant"]["kernel_reason"].startswith("featureless")
+    assert s["constant"]["status"] == "ok" and len(s["constant"]["noise"]) == 9  # flat: noise patches of std 0
+    for name in ("photo", "photo16", "gray", "quarter"):
+        assert s[name]["status"] == "ok", s[name]
+        assert s[name]["kernel"] is not None or s[name]["kernel_reason"]
+    assert s["photo16"]["bit_depth"] == 16
+    p16 = [n for n in pool.noise if n["source"].endswith("photo16.png")]
+    assert p16 and cv2.imread(str(tmp_path / "pool" / p16[0]["file"]), cv2.IMREAD_UNCHANGED).dtype == np.uint16
+    # the written pool reads back, and its contents follow the format
+    back = Pool.load(tmp_path / "pool")
+    assert back.to_json() == pool.to_json()
+    assert (tmp_path / "pool" / "preview.png").is_file()
+    for i, e in enumerate(back.kernels):
+        k = back.kernel(i)
+        assert k.dtype == np.float32 and k.shape == (e["size"], e["size"]) and k.min() >= 0
+        assert abs(float(k.sum()) - 1) < 1e-5
+    noise, entry = back.random_noise(np.random.default_rng(0), size=32)
+    assert noise.shape == (32, 32, 3) and np.allclose(noise.mean(axis=(0, 1)), 0, atol=1e-6)
+
+
+def test_resume_skips_finished_sources_and_redoes_missing_files(sources, tmp_path, caplog):
+    src = discover_sources([sources / "photo.png", sources / "corrupt.png"])
+    out = tmp_path / "pool"
+    first = build_pool(src, out, _settings(), workers=1, progress=False)
+    kfile = out / first.sources["photo"]["kernel"]["file"]
+    stamp = kfile.stat().st_mtime_ns
+    caplog.set_level("INFO", logger="realsr")
+    again = build_pool(src, out, _settings(), workers=1, progress=False)
+    assert kfile.stat().st_mtime_ns == stamp  # not redone
+    assert again.sources["photo"] == first.sources["photo"]
+    kfile.unlink()  # an interrupted write: the source is redone
+    third = build_pool(src, out, _settings(), workers=1, progress=False)
+    assert kfile.is_file() and np.array_equal(np.load(kfile), np.load(out / third.sources["photo"]["kernel"]["file"]))
+
+
+def test_same_seed_same_pool_and_shards_merge(sources, tmp_path):
+    src = discover_sources([sources / "photo.png", sources / "gray.png", sources / "constant.png"])
+    whole = build_pool(src, tmp_path / "a", _settings(scale=2), workers=1, progress=False)
+    for k in (1, 2):
+        build_pool(src, tmp_path / "b", _settings(scale=2), workers=1, shard=(k, 2), progress=False)
+    merged = Pool.load(tmp_path / "b")
+    assert sorted(merged.sources) == sorted(whole.sources)
+    for a, b in zip(whole.kernels, merged.kernels):
+        assert np.array_equal(np.load(tmp_path / "a" / a["file"]), np.load(tmp_path / "b" / b["file"]))
+    assert (tmp_path / "b" / "preview.png").is_file()
+
+
+def test_cli_build_pool(sources, tmp_path):
+    out = tmp_path / "pool"
+    args = ["-q", "build-pool", str(sources / "photo.png"), str(sources / "corrupt.png"), "-o", str(out),
+            "--iterations", "20", "--noise-patch", "64", "--noise-stride", "64", "--scale", "2", "--workers", "1"]
+    assert main(args) == 1  # corrupt.png failed: exit 1, the rest is built
+    pool = json.loads((out / "pool.json").read_text())
+    assert pool["format"] == "realsr-pool" and pool["scale"] == 2
+    photo = next(s for s in pool["sources"] if s["name"] == "photo")
+    assert photo["status"] == "ok" and photo["noise"]
+    if photo["kernel"]:  # 20 iterations may or may not give a kernel that passes the checks
+        assert pool["kernels"][0]["file"] == "kernels/photo_x2.npy"
+    else:
+        assert photo["kernel_reason"] and not pool["kernels"]
+    assert main(args[:-4] + ["--scale", "4"]) == 2  # other settings in the same folder: refused
+    assert main(args + ["--scale", "3"]) == 2  # unsupported scale
+    assert main(["-q", "build-pool", str(sources / "photo.png"), "-o", str(tmp_path / "x"), "--no-kernels",
+                 "--no-noise"]) == 2
+    assert main(["-q", "build-pool", str(sources / "photo.png"), "-o", str(tmp_path / "y"), "--device", "banana"]) == 2
+    import torch
+
+    if not torch.cuda.is_available():
+        assert main(["-q", "build-pool", str(sources / "photo.png"), "-o", str(tmp_path / "y"), "--device", "cuda"]) == 2
+
+
+def test_noise_only_pools_need_no_torch(sources, tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "torch", None)  # "import torch" now raises ImportError
+    monkeypatch.delitem(sys.modules, "realsr.degrade.kernelgan", raising=False)
+    src = [str(sources / "photo.png")]
+    assert main(["-q", "build-pool", *src, "-o", str(tmp_path / "a"), "--noise-patch", "64"]) == 2  # kernels need torch
+    assert main(["-q", "build-pool", *src, "-o", str(tmp_path / "b"), "--noise-patch", "64", "--noise-stride", "64",
+                 "--no-kernels"]) == 0
+    assert Pool.load(tmp_path / "b").noise
