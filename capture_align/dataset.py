@@ -20,9 +20,9 @@ from typing import Any
 import numpy as np
 
 from realsr.atomic import remove_stale_temporaries
-from realsr.errors import RealsrError, UsageError
+from realsr.errors import RealsrError
 from realsr.images import read_image, to_float, write_png
-from realsr.manifest import MANIFEST_NAME, Manifest, merge_shards, shard_manifest_name
+from realsr.manifest import MANIFEST_NAME, Manifest, merge_shards, previous_entries, shard_manifest_name
 from realsr.parallel import parallel_map, select_shard
 from realsr.raw import RawOptions
 
@@ -136,17 +136,10 @@ def align_dataset(
     mpath = out / (MANIFEST_NAME if n == 1 else shard_manifest_name(k, n))
     run_params = {"align": params.to_json(), "raw": {"linear": raw.linear, "bits": raw.bits, "half_size": raw.half_size}}
     manifest = Manifest("align", params.scale, run_params)
-    for existing in {mpath, out / MANIFEST_NAME}:
-        if existing.exists():
-            old = Manifest.load(existing)
-            if (old.stage, old.scale, old.params) != ("align", params.scale, run_params):
-                if not overwrite:
-                    raise UsageError(
-                        "output folder holds a dataset made with other settings; use --overwrite or another -o",
-                        existing,
-                    )
-            elif existing == mpath:
-                manifest.pairs.update(old.pairs)
+    manifest.pairs.update(previous_entries(
+        mpath, out / MANIFEST_NAME, Manifest.load,
+        lambda old: (old.stage, old.scale, old.params) == ("align", params.scale, run_params),
+        lambda old: old.pairs, overwrite, "dataset"))
     mine = select_shard(pairs, k, n)
     todo = [p for p in mine if overwrite or not _is_finished(manifest.pairs.get(p.name), out)]
     if len(todo) < len(mine):

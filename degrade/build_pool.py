@@ -25,6 +25,7 @@ from tqdm import tqdm
 from realsr.atomic import atomic_path, remove_stale_temporaries
 from realsr.errors import RealsrError, UsageError
 from realsr.images import is_image_file, read_image, write_png
+from realsr.manifest import previous_entries
 from realsr.parallel import default_workers, parallel_map, select_shard
 from realsr.raw import RawOptions
 
@@ -281,15 +282,9 @@ def build_pool(
     path = out / (POOL_NAME if n == 1 else pool_shard_name(k, n))
     params = settings.to_json()
     pool = Pool(settings.scale, params, {}, out)
-    for existing in {path, out / POOL_NAME}:
-        if existing.exists():
-            old = Pool.load(existing)
-            if (old.scale, old.params) != (settings.scale, params):
-                if not overwrite:
-                    raise UsageError("output folder holds a pool built with other settings; use --overwrite or another -o",
-                                     existing)
-            elif existing == path:
-                pool.sources.update(old.sources)
+    pool.sources.update(previous_entries(
+        path, out / POOL_NAME, Pool.load, lambda old: (old.scale, old.params) == (settings.scale, params),
+        lambda old: old.sources, overwrite, "pool"))
     mine = select_shard(sources, k, n)
     todo = [s for s in mine if overwrite or not _finished(pool.sources.get(s.name), out)]
     if len(todo) < len(mine):

@@ -145,3 +145,25 @@ def merge_shards(folder: str | os.PathLike, require_names: Iterable[str] | None 
     """Merge the shard manifests of ``folder`` (and an existing ``manifest.json``) into ``manifest.json``
     (see :func:`merge_shard_files`)."""
     return merge_shard_files(folder, "manifest", Manifest.load, merge, lambda m: m.pairs, require_names)
+
+
+def previous_entries(own: Path, main: Path, load: Callable[[Path], T], same_settings: Callable[[T], bool],
+                     entries: Callable[[T], dict[str, dict[str, Any]]], overwrite: bool, what: str) -> dict[str, dict[str, Any]]:
+    """Entries a resumed run keeps: those of its own record ``own`` (``manifest.json`` or a shard's),
+    when it was made with the same settings.
+
+    A record at ``own`` or ``main`` made with other settings is refused with :class:`UsageError`
+    (``what`` names the output: "dataset", "pool") unless ``overwrite``.
+    """
+    kept: dict[str, dict[str, Any]] = {}
+    for path in {own, main}:
+        if not path.exists():
+            continue
+        old = load(path)
+        if not same_settings(old):
+            if not overwrite:
+                raise UsageError(f"output folder holds a {what} made with other settings; use --overwrite or another -o",
+                                 path)
+        elif path == own:
+            kept.update(entries(old))
+    return kept
