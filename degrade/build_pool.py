@@ -133,11 +133,11 @@ def _entry_files(entry: dict[str, Any] | None) -> list[str]:
 def process_batch(job: _Batch) -> list[dict[str, Any]]:
     """Read, collect noise and estimate kernels for one batch; write their files; return the source
     entries (never raises for bad input)."""
-    if job.threads:
+    s, out = job.settings, Path(job.out)
+    if job.threads and s.kernels:  # a worker process: its share of the cores
         import torch
 
         torch.set_num_threads(job.threads)
-    s, out = job.settings, Path(job.out)
     t0 = time.perf_counter()
     entries: dict[str, dict[str, Any]] = {}
     images: dict[str, np.ndarray] = {}

@@ -96,6 +96,11 @@ def test_same_seed_same_pool_and_shards_merge(sources, tmp_path):
     for a, b in zip(whole.kernels, merged.kernels):
         assert np.array_equal(np.load(tmp_path / "a" / a["file"]), np.load(tmp_path / "b" / b["file"]))
     assert (tmp_path / "b" / "preview.png").is_file()
+    # two worker processes (one torch thread each) give the same kernels, bit for bit
+    procs = build_pool(src, tmp_path / "c", _settings(scale=2), workers=2, batch=1, progress=False)
+    assert sorted(procs.sources) == sorted(whole.sources)
+    for a, c in zip(whole.kernels, procs.kernels):
+        assert np.array_equal(np.load(tmp_path / "a" / a["file"]), np.load(tmp_path / "c" / c["file"]))
 
 
 def test_cli_build_pool(sources, tmp_path):
