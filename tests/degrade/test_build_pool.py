@@ -137,3 +137,15 @@ def test_noise_only_pools_need_no_torch(sources, tmp_path, monkeypatch):
     assert main(["-q", "build-pool", *src, "-o", str(tmp_path / "b"), "--noise-patch", "64", "--noise-stride", "64",
                  "--no-kernels"]) == 0
     assert Pool.load(tmp_path / "b").noise
+
+
+def test_runs_keep_the_medoid_and_retries_rerun_rejections():
+    from realsr.degrade import estimate_kernels
+
+    img = (np.random.default_rng(0).random((120, 120, 3)) * 255).astype(np.uint8)
+    p = KernelGANParams(iterations=10, edge_shave=0)
+    est = estimate_kernels([img], 2, p, runs=3, checks=LOOSE, retries=0)[0]
+    assert est.reason is None and est.figures["runs"] == 3 and est.figures["spread"] > 0
+    never = KernelChecks(max_peak=1e-6)  # every kernel is a "delta"
+    est = estimate_kernels([img], 2, p, checks=never, retries=2)[0]
+    assert est.kernel is None and est.reason.startswith("delta") and est.figures["attempts"] == 3

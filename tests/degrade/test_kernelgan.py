@@ -105,3 +105,37 @@ def test_cuda_matches_cpu_and_batches_on_cuda():
     scale = np.abs(cpu).max()
     assert np.abs(single - cpu).max() < 1e-3 * scale
     assert np.abs(batch - single).max() < 1e-3 * scale
+
+
+def test_bicubic_loss_targets_mixed_and_per_channel():
+    from realsr.degrade.kernelgan import _bicubic_targets
+    from realsr.degrade.kernels import bicubic_kernel
+
+    x = torch.zeros(1, 3, 64, 64)
+    x[0, 0] = torch.randn(64, 64)  # only the red channel has content
+    kb = torch.tensor(bicubic_kernel(2), dtype=torch.float32)[None, None]
+    red = F.conv2d(x[:, :1], kb, stride=2, padding=3)[:, :, 3:29, 3:29]
+    mixed = _bicubic_targets(x, KernelGANParams())
+    per = _bicubic_targets(x, KernelGANParams(bicubic_loss="per-channel"))
+    assert mixed.shape == per.shape == (1, 3, 26, 26)
+    for c in range(3):  # official: every channel's target is the downscaled sum of all channels
+        assert torch.allclose(mixed[:, c], red[:, 0], atol=1e-6)
+    assert torch.allclose(per[:, 0], red[:, 0], atol=1e-6) and per[:, 1:].abs().max() == 0
+
+
+def test_discriminator_init_official_and_xavier():
+    def first_layer(d_init):
+        w = _init_weights(_streams(5)["init"], KernelGANParams(d_init=d_init))["d"][1]  # a 64x64 1x1 conv
+        return w
+
+    official, xavier = first_layer("official"), first_layer("xavier")
+    # PyTorch's default conv init (what the official D keeps): uniform in +-1/sqrt(fan_in)
+    assert np.abs(official).max() <= 1 / 8 and np.std(official) == pytest.approx(1 / 8 / np.sqrt(3), rel=0.05)
+    assert np.std(xavier) == pytest.approx(0.1 * np.sqrt(2 / 128), rel=0.05)
+
+
+def test_lambda_bicubic_changes_the_run():
+    img = _image()
+    a = train_kernelgan([img], [0], KernelGANParams(iterations=5, edge_shave=0))[0].kernel
+    b = train_kernelgan([img], [0], KernelGANParams(iterations=5, edge_shave=0, lambda_bicubic=20))[0].kernel
+    assert not np.array_equal(a, b)
