@@ -176,7 +176,7 @@ def process_batch(job: _Batch) -> list[dict[str, Any]]:
     names = list(images)
     if s.kernels and names:
         bar = tqdm(total=s.kernelgan.iterations, desc=f"KernelGAN {names[0]}" + (f" +{len(names) - 1}" if len(names) > 1 else ""),
-                   unit="it", leave=False, disable=not job.progress)
+                   unit="it", leave=False, disable=not job.progress, position=1)
 
         def tick(iterations: int, networks: int) -> None:
             if bar.n + iterations > bar.total:  # a retry round starts
@@ -298,11 +298,16 @@ def build_pool(
     threads = max(1, default_workers() // procs) if procs > 1 else 0
     jobs = [_Batch(b, str(out), settings, raw, dev, threads, progress and procs == 1) for b in batches]
     pool.save(path)
-    for _, entries in parallel_map(process_batch, jobs, workers=procs, desc="build-pool (batches)", progress=progress):
-        for e in entries:
-            pool.sources[e["name"]] = e
-            log.info("%s: %s%s", e["name"], e["status"], f" ({e['reason']})" if e["reason"] else "")
-        pool.save(path)
+    bar = tqdm(total=len(todo), desc="build-pool", unit="image", disable=not progress or not todo)
+    try:
+        for _, entries in parallel_map(process_batch, jobs, workers=procs, progress=False):
+            for e in entries:
+                pool.sources[e["name"]] = e
+                log.info("%s: %s%s", e["name"], e["status"], f" ({e['reason']})" if e["reason"] else "")
+            pool.save(path)
+            bar.update(len(entries))
+    finally:
+        bar.close()
     if n > 1:
         merged = merge_pool_shards(out, require_names=[s.name for s in sources])
         if merged is None:
