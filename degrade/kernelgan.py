@@ -355,7 +355,9 @@ def train_kernelgan(
 
     ``images``: prepared images (:func:`prepare_image`), each at least ``g_crop`` px per side;
     ``seeds``: one per image (int or sequence of ints): the image's crops, noise and initial weights
-    depend on its seed only. ``progress(n)`` is called with the number of iterations just done.
+    depend on its seed only. ``progress(n)`` is called with the number of iterations just done;
+    ``chunk``: iterations whose crops and noise are prepared at once (memory: about
+    ``chunk * len(images) * 65`` kB); ``dtype``: float32 (the official precision) or float64.
     """
     p = params
     dev = resolve_device(device)
