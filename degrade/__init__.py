@@ -10,8 +10,9 @@ from .kernelgan_params import KernelGANParams
 from .kernels import KernelChecks
 from .noise import NoiseParams, collect_noise, zero_mean
 from .pool import Pool
+from .pool_degrade import degrade_with_pool, pool_noise
 
 __all__ = [
     "KernelChecks", "KernelEstimate", "KernelGANParams", "NoiseParams", "Pool", "PoolSettings", "build_pool",
-    "collect_noise", "discover_sources", "estimate_kernel", "estimate_kernels", "zero_mean",
+    "collect_noise", "degrade_with_pool", "discover_sources", "estimate_kernel", "estimate_kernels", "pool_noise", "zero_mean",
 ]

@@ -1,0 +1,79 @@
+"""Degrading with a pool: exact against a hand-made pool, noise statistics, bad input."""
+
+import numpy as np
+import pytest
+
+from realsr.degrade.kernels import gaussian_kernel, shift_to_convention
+from realsr.degrade.operators import blur_downsample
+from realsr.degrade.pool import Pool
+from realsr.degrade.pool_degrade import degrade_with_pool, pool_noise
+from realsr.errors import RealsrError, UsageError
+from realsr.images import to_float, write_png
+
+SIGMA = 3.0  # DN on the 0-255 scale
+
+
+@pytest.fixture
+def pool(tmp_path):
+    """One known x2 kernel and one 64-px noise patch of known sigma."""
+    k = shift_to_convention(gaussian_kernel(13, 1.3, 0.9, 0.5), 2).astype(np.float32)
+    np.save(tmp_path / "k.npy", k)
+    rng = np.random.default_rng(0)
+    patch = np.clip(np.round(128 + rng.normal(0, SIGMA, (64, 64, 3))), 0, 255).astype(np.uint8)
+    write_png(tmp_path / "n.png", patch)
+    src = {"name": "a", "file": "a.png", "status": "ok", "reason": None,
+           "kernel": {"name": "a", "file": "k.npy", "size": k.shape[0]},
+           "noise": [{"file": "n.png", "y": 0, "x": 0, "gray_var": SIGMA ** 2, "gray_mean": 128.0}]}
+    p = Pool(2, {}, {"a": src}, tmp_path)
+    p.save(tmp_path / "pool.json")
+    return Pool.load(tmp_path), k, patch
+
+
+def test_lr_is_blur_subsample_plus_zero_mean_noise(pool, scene):
+    p, k, patch = pool
+    hr = scene[:203, :301]  # odd sizes: mod-cropped to 202 x 300
+    lr, rec = degrade_with_pool(hr, p, 2, np.random.default_rng(1), quantize=False)
+    clean = blur_downsample(to_float(hr[:202, :300]), k, 2)
+    assert lr.shape == (101, 150, 3) == clean.shape
+    n = lr - clean
+    assert rec["kernel"] == "k.npy" and len(rec["noise"]) == 2 * 3  # 64-px tiles over 101 x 150
+    for t in rec["noise"]:  # every tile is a zero-mean crop of the patch
+        x, y = t["at"]
+        x0, y0, x1, y1 = t["crop"]
+        crop = patch[y0:y1, x0:x1].astype(np.float64) / 255
+        assert np.allclose(n[y:y + y1 - y0, x:x + x1 - x0], crop - crop.mean(axis=(0, 1)), atol=1e-6)
+    assert n.std() * 255 == pytest.approx(SIGMA, rel=0.1)
+    q, _ = degrade_with_pool(hr, p, 2, np.random.default_rng(1))
+    assert q.dtype == np.uint8 and np.array_equal(q, np.floor(np.clip(lr, 0, 1) * 255 + 0.5).astype(np.uint8))
+
+
+def test_same_seed_same_lr_and_dtypes(pool, scene):
+    p, _, _ = pool
+    hr = scene[:128, :128]
+    a, ra = degrade_with_pool(hr, p, 2, np.random.default_rng(5))
+    b, rb = degrade_with_pool(hr, p, 2, np.random.default_rng(5))
+    assert np.array_equal(a, b) and ra == rb
+    lr16, _ = degrade_with_pool(hr.astype(np.uint16) * 257, p, 2, np.random.default_rng(5))
+    assert lr16.dtype == np.uint16 and np.abs(lr16 / 257.0 - a).max() <= 1
+    gray, _ = degrade_with_pool(hr[..., 1], p, 2, np.random.default_rng(5), noise=False)
+    assert gray.shape == (64, 64, 3)
+
+
+def test_bad_input(pool, tmp_path):
+    p, _, _ = pool
+    with pytest.raises(RealsrError, match="smaller than"):
+        degrade_with_pool(np.zeros((10, 40, 3), np.uint8), p, 2, np.random.default_rng(0))
+    with pytest.raises(UsageError, match="x2, not x4"):
+        degrade_with_pool(np.zeros((64, 64, 3), np.uint8), p, 4, np.random.default_rng(0))
+    empty = Pool(2, {}, {}, tmp_path)
+    with pytest.raises(UsageError, match="no kernels"):
+        degrade_with_pool(np.zeros((64, 64, 3), np.uint8), empty, 2, np.random.default_rng(0))
+    with pytest.raises(UsageError, match="no noise"):
+        pool_noise((8, 8), empty, np.random.default_rng(0))
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "pool.json").write_text("{not json")
+    with pytest.raises(UsageError, match="cannot read pool"):
+        Pool.load(tmp_path / "bad")
+    (tmp_path / "bad" / "pool.json").write_text('{"format": "realsr-pool", "version": 1, "scale": 2}')
+    with pytest.raises(UsageError, match="malformed pool"):
+        Pool.load(tmp_path / "bad")
