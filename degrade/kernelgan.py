@@ -13,7 +13,7 @@ Two exact ways to run G forward (``KernelGANParams.forward``):
 * ``"kernel"`` (default): G is linear with no padding, so ``G(x)`` equals a valid 2-D correlation
   of ``x`` with G's 13x13 kernel, strided by 2. The kernel is composed from the weights (the
   regularisers need it anyway), then applied once. Same function, same parameters, same gradients
-  as the layer-by-layer network, about 40x fewer operations.
+  as the layer-by-layer network; one image at a time it runs 4-5x faster on CPU (docs/benchmarks.md).
 * ``"network"``: the official layer-by-layer forward (for checking the above, and as the baseline
   of ``benchmarks/kernel_bench.py``).
 
