@@ -12,6 +12,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from realsr.color import rgb_to_gray
+from realsr.images import to_float
+
 
 @dataclass(frozen=True)
 class NoiseParams:
@@ -69,7 +72,7 @@ def gray_255(img: np.ndarray) -> np.ndarray:
         x = img.astype(np.uint32)
         return ((x[..., 0] * 19595 + x[..., 1] * 38470 + x[..., 2] * 7471 + 0x8000) >> 16).astype(np.float64)
     scale = 255.0 / 65535.0 if img.dtype == np.uint16 else 255.0
-    return img[..., :3].astype(np.float64) @ (np.array([0.299, 0.587, 0.114]) * scale)
+    return rgb_to_gray(img[..., :3].astype(np.float64)) * scale
 
 
 def _positions(size: int, p: NoiseParams) -> list[int]:
@@ -114,6 +117,5 @@ def collect_noise(img: np.ndarray, params: NoiseParams = NoiseParams(),
 def zero_mean(patch: np.ndarray) -> np.ndarray:
     """Additive noise from a stored patch: float in [0, 1] units of its dtype, each channel's spatial
     mean subtracted (Real-SR's ``noiseDataset``)."""
-    scale = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(patch.dtype, 1.0)
-    x = patch.astype(np.float64) / scale
+    x = to_float(patch).astype(np.float64)  # the mean in float64: a flat patch gives exact zeros
     return (x - x.mean(axis=(0, 1), keepdims=True)).astype(np.float32)

@@ -18,7 +18,7 @@ import numpy as np
 from realsr.atomic import write_json_atomic
 from realsr.errors import UsageError
 from realsr.images import read_image
-from realsr.manifest import STATUSES, merge_shard_files, shard_manifest_name
+from realsr.manifest import merge_shard_files, shard_manifest_name, status_counts
 
 from .noise import zero_mean
 
@@ -89,10 +89,8 @@ class Pool:
         return zero_mean(patch), ns[i]
 
     def counts(self) -> dict[str, int]:
-        out = {s: 0 for s in STATUSES}
-        for e in self.sources.values():
-            out[e["status"]] = out.get(e["status"], 0) + 1
-        return out
+        """Number of sources per status."""
+        return status_counts(self.sources.values())
 
     # ----- files
     def to_json(self) -> dict[str, Any]:

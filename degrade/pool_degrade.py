@@ -16,6 +16,7 @@ from realsr.errors import RealsrError, UsageError
 from realsr.images import from_float, to_float
 from realsr.resize import modcrop
 
+from .noise import zero_mean
 from .operators import blur_downsample
 from .pool import Pool
 
@@ -40,8 +41,7 @@ def pool_noise(shape: tuple[int, int], pool: Pool, rng: np.random.Generator) -> 
             ph, pw = patch.shape[:2]
             th, tw = min(ph, h - y), min(pw, w - x)
             py, px = int(rng.integers(ph - th + 1)), int(rng.integers(pw - tw + 1))
-            crop = to_float(patch[py:py + th, px:px + tw]).astype(np.float64)
-            out[y:y + th, x:x + tw] = (crop - crop.mean(axis=(0, 1), keepdims=True)).astype(np.float32)
+            out[y:y + th, x:x + tw] = zero_mean(patch[py:py + th, px:px + tw])
             used.append({"file": ns[i]["file"], "crop": [px, py, px + tw, py + th], "at": [x, y]})
             x += tw
             row_h = th if row_h is None else min(row_h, th)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from realsr.color import rgb_to_gray
 from realsr.resize import imresize
 
 
@@ -44,7 +45,7 @@ def _clip_extreme(x: np.ndarray, percent: float = 0.97) -> np.ndarray:
 def gradient_map(img: np.ndarray, window: int = 5, percent: float = 0.97) -> np.ndarray:
     """KernelGAN's ``create_gradient_map``: where the strongest 3% of gradients are, box-blurred,
     normalised to mean 1. Zero everywhere for a featureless image."""
-    gray = img @ np.array([0.299, 0.587, 0.114]) if img.ndim == 3 else img
+    gray = rgb_to_gray(img)
     gx, gy = np.gradient(gray)
     gmag = np.sqrt(gx * gx + gy * gy)
     comb = np.zeros_like(gray)

@@ -25,6 +25,14 @@ MANIFEST_NAME = "manifest.json"
 T = TypeVar("T")
 
 
+def status_counts(entries: Iterable[dict[str, Any]]) -> dict[str, int]:
+    """Number of entries per status (every status of :data:`STATUSES` present, possibly 0)."""
+    out = {s: 0 for s in STATUSES}
+    for e in entries:
+        out[e["status"]] = out.get(e["status"], 0) + 1
+    return out
+
+
 def shard_manifest_name(index: int, count: int, stem: str = "manifest") -> str:
     """File name of the manifest (``<stem>.json``) written by shard ``index`` (1-based) of ``count``."""
     return f"{stem}.shard-{index}-of-{count}.json"
@@ -49,10 +57,7 @@ class Manifest:
 
     def counts(self) -> dict[str, int]:
         """Number of entries per status."""
-        out = {s: 0 for s in STATUSES}
-        for e in self.pairs.values():
-            out[e["status"]] = out.get(e["status"], 0) + 1
-        return out
+        return status_counts(self.pairs.values())
 
     def to_json(self) -> dict[str, Any]:
         return {
