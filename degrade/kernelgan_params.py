@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from realsr.images import as_rgb
+
 BICUBIC_LOSSES = ("mixed", "per-channel")
 D_INITS = ("official", "xavier")
 FORWARDS = ("kernel", "network")
@@ -101,8 +103,7 @@ class KernelGANParams:
 def prepare_image(img: np.ndarray, params: KernelGANParams) -> np.ndarray:
     """The image KernelGAN trains on: RGB float64 in [0, 1], ``edge_shave`` px cut per side, then
     cropped to even H and W. Accepts (H, W, 3) uint8/uint16/float [0, 1] or (H, W) gray."""
-    if img.ndim == 2:
-        img = np.repeat(img[:, :, None], 3, axis=2)
+    img = as_rgb(img)
     if img.dtype == np.uint8:
         x = img / 255.0
     elif img.dtype == np.uint16:

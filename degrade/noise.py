@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from realsr.color import rgb_to_gray
-from realsr.images import to_float
+from realsr.images import as_rgb, to_float
 
 
 @dataclass(frozen=True)
@@ -96,8 +96,7 @@ def collect_noise(img: np.ndarray, params: NoiseParams = NoiseParams(),
     Returns them in raster order (a random subset of ``max_per_image`` when capped, drawn with
     ``rng``); an image smaller than one patch gives none.
     """
-    if img.ndim == 2:
-        img = np.repeat(img[:, :, None], 3, axis=2)
+    img = as_rgb(img)
     gray = gray_255(img)
     p = params
     out = []

@@ -16,7 +16,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from realsr.atomic import write_json_atomic
-from realsr.errors import UsageError
+from realsr.errors import RealsrError, UsageError
 from realsr.images import read_image
 from realsr.manifest import merge_shard_files, shard_manifest_name, status_counts
 
@@ -42,6 +42,7 @@ class Pool:
     params: dict[str, Any]
     sources: dict[str, dict[str, Any]] = field(default_factory=dict)
     root: Path = Path(".")
+    _cache: dict[str, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
 
     # ----- contents
     @property
@@ -58,11 +59,48 @@ class Pool:
 
     def kernel(self, i: int) -> np.ndarray:
         """Kernel ``i`` of :attr:`kernels` as float32 (K, K), sums to 1."""
-        return np.load(self.root / self.kernels[i]["file"]).astype(np.float32)
+        return self.kernel_file(self.kernels[i]["file"])
 
     def noise_patch(self, i: int) -> np.ndarray:
         """Noise patch ``i`` of :attr:`noise`, raw RGB (uint8 or uint16) as stored."""
-        return read_image(self.root / self.noise[i]["file"])
+        return self.noise_file(self.noise[i]["file"])
+
+    def kernel_file(self, rel: str) -> np.ndarray:
+        """The kernel stored at ``rel`` (relative to the pool folder) as float32 (K, K), normalised to
+        sum 1; cached. Raises :class:`UsageError` naming the file when it is missing or not a kernel
+        (not square 2-D, not finite, negative mass, zero sum)."""
+        if rel not in self._cache:
+            path = self.root / rel
+            try:
+                k = np.load(path, allow_pickle=False)
+            except (OSError, ValueError, EOFError) as e:
+                raise UsageError(f"cannot read pool kernel: {e}", path) from None
+            if k.ndim != 2 or k.shape[0] != k.shape[1] or not k.size or not np.issubdtype(k.dtype, np.number):
+                raise UsageError(f"pool kernel is not a square 2-D array (shape {k.shape}, {k.dtype})", path)
+            k = k.astype(np.float64)
+            if not np.isfinite(k).all() or k.sum() <= 0 or k.min() < -0.01 * k.max():
+                raise UsageError("pool kernel is not a blur kernel (non-finite, negative or zero sum)", path)
+            self._cache[rel] = (k / k.sum()).astype(np.float32)
+        return self._cache[rel]
+
+    def noise_file(self, rel: str) -> np.ndarray:
+        """The noise patch stored at ``rel`` as RGB uint8/uint16; cached. Raises :class:`UsageError`."""
+        if rel not in self._cache:
+            try:
+                self._cache[rel] = read_image(self.root / rel)
+            except RealsrError as e:
+                raise UsageError(f"pool noise patch: {e}") from None
+        return self._cache[rel]
+
+    def check_files(self, kernels: bool = True, noise: bool = True) -> None:
+        """Read every kernel (and noise patch) the pool lists, so a broken pool fails at the start
+        with the file named rather than half-way through a run. Raises :class:`UsageError`."""
+        if kernels:
+            for e in self.kernels:
+                self.kernel_file(e["file"])
+        if noise:
+            for e in self.noise:
+                self.noise_file(e["file"])
 
     def random_kernel(self, rng: np.random.Generator) -> tuple[np.ndarray, dict[str, Any]]:
         """A kernel drawn uniformly (Real-SR draws one per image) and its entry."""

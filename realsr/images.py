@@ -111,6 +111,18 @@ def decode_image(data: bytes, path: str | os.PathLike = "<memory>") -> np.ndarra
     return np.ascontiguousarray(arr)
 
 
+def as_rgb(img: np.ndarray) -> np.ndarray:
+    """An in-memory image (H, W), (H, W, 1), gray + alpha (H, W, 2), RGB or RGBA as (H, W, 3) RGB,
+    any dtype kept (alpha dropped, gray repeated). Raises :class:`ValueError` for other shapes."""
+    if img.ndim == 2:
+        img = img[:, :, None]
+    if img.ndim != 3 or img.shape[2] not in (1, 2, 3, 4):
+        raise ValueError(f"expected a gray, gray+alpha, RGB or RGBA image, got shape {img.shape}")
+    if img.shape[2] <= 2:
+        return np.repeat(img[:, :, :1], 3, axis=2)
+    return img[:, :, :3]
+
+
 def _to_rgb(arr: np.ndarray, path: str | os.PathLike) -> np.ndarray:
     if arr.dtype == np.float32 or arr.dtype == np.float64:
         if not np.isfinite(arr).all():

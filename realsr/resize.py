@@ -22,9 +22,44 @@ def _cubic(x: np.ndarray) -> np.ndarray:
     )
 
 
-def resize_matrix(in_len: int, out_len: int, scale: float, antialias: bool = True) -> sp.csr_matrix:
-    """Sparse ``(out_len, in_len)`` matrix applying MATLAB bicubic resampling along one axis."""
-    kernel_width = 4.0
+def _box(x: np.ndarray) -> np.ndarray:
+    return ((x >= -0.5) & (x < 0.5)).astype(np.float64)
+
+
+def _triangle(x: np.ndarray) -> np.ndarray:
+    return np.maximum(0.0, 1.0 - np.abs(x))
+
+
+def _lanczos(a: int):
+    def f(x: np.ndarray) -> np.ndarray:
+        return np.sinc(x) * np.sinc(x / a) * (np.abs(x) < a)
+    return f
+
+
+# MATLAB imresize's interpolation kernels and their widths (in input pixels at scale 1).
+# 'nearest' is the box kernel without antialiasing (MATLAB never antialiases it); 'area' is the box
+# kernel with antialiasing: an exact block average for integer downscaling.
+METHODS: dict[str, tuple] = {
+    "nearest": (_box, 1.0),
+    "area": (_box, 1.0),
+    "bilinear": (_triangle, 2.0),
+    "bicubic": (_cubic, 4.0),
+    "lanczos2": (_lanczos(2), 4.0),
+    "lanczos3": (_lanczos(3), 6.0),
+}
+
+
+def resize_matrix(in_len: int, out_len: int, scale: float, antialias: bool = True,
+                  method: str = "bicubic") -> sp.csr_matrix:
+    """Sparse ``(out_len, in_len)`` matrix applying MATLAB ``imresize`` resampling along one axis.
+
+    ``method``: one of :data:`METHODS` (MATLAB's kernels; ``nearest`` is never antialiased,
+    ``area`` is the antialiased box). Weights are normalised per output pixel, borders symmetric.
+    """
+    if method not in METHODS:
+        raise ValueError(f"unknown resize method {method!r}; one of {sorted(METHODS)}")
+    kernel, kernel_width = METHODS[method]
+    antialias = antialias and method != "nearest"
     if scale < 1 and antialias:
         kernel_width /= scale
     x = np.arange(1, out_len + 1, dtype=np.float64)
@@ -34,9 +69,9 @@ def resize_matrix(in_len: int, out_len: int, scale: float, antialias: bool = Tru
     idx = left[:, None] + np.arange(taps)[None, :]  # 1-based
     d = u[:, None] - idx
     if scale < 1 and antialias:
-        w = scale * _cubic(d * scale)
+        w = scale * kernel(d * scale)
     else:
-        w = _cubic(d)
+        w = kernel(d)
     w = w / w.sum(axis=1, keepdims=True)
     # symmetric (mirror with edge repeat) boundary, as MATLAB's padarray 'symmetric'
     mirror = np.concatenate([np.arange(in_len), np.arange(in_len - 1, -1, -1)])
@@ -108,8 +143,9 @@ def imresize(
     output_shape: tuple[int, int] | None = None,
     antialias: bool = True,
     float_result: bool = False,
+    method: str = "bicubic",
 ) -> np.ndarray:
-    """Resize ``img`` (H, W) or (H, W, C) like MATLAB ``imresize(img, scale, 'bicubic')``.
+    """Resize ``img`` (H, W) or (H, W, C) like MATLAB ``imresize(img, scale, method)``.
 
     Give ``scale`` (output size ``ceil(H*scale), ceil(W*scale)``) or ``output_shape`` (rows, cols;
     the scale per axis is then ``out/in`` as in MATLAB). Float input gives float output in the same
@@ -117,6 +153,7 @@ def imresize(
     that class: computed in float64, rounded and clipped to the class after *each* pass, returned
     in the input dtype. ``float_result=True`` treats integer input as float instead (no rounding)
     and returns float32 in the input's units (e.g. 0-255), without a float copy of the input.
+    ``method``: ``bicubic`` (default), ``bilinear``, ``nearest``, ``area``, ``lanczos2``, ``lanczos3``.
     """
     if img.ndim not in (2, 3):
         raise ValueError(f"expected (H, W) or (H, W, C), got shape {img.shape}")
@@ -136,7 +173,7 @@ def imresize(
     inv = 1.0 / sh if sh > 0 else 0.0
     s_int = int(round(inv))
     if (
-        antialias and sh == sw and s_int > 1 and abs(inv - s_int) < 1e-9
+        method == "bicubic" and antialias and sh == sw and s_int > 1 and abs(inv - s_int) < 1e-9
         and h % s_int == 0 and w % s_int == 0 and (oh, ow) == (h // s_int, w // s_int)
         and (img.ndim == 2 or img.shape[2] <= 4)
     ):
@@ -149,10 +186,10 @@ def imresize(
     order = ("h", "w") if sh <= sw else ("w", "h")
     for axis in order:
         if axis == "h":
-            m = resize_matrix(h, oh, sh, antialias).astype(dtype)
+            m = resize_matrix(h, oh, sh, antialias, method).astype(dtype)
             x = (m @ x.reshape(h, -1)).reshape((oh, x.shape[1]) + x.shape[2:])
         else:
-            m = resize_matrix(w, ow, sw, antialias).astype(dtype)
+            m = resize_matrix(w, ow, sw, antialias, method).astype(dtype)
             xt = np.moveaxis(x, 1, 0).reshape(w, -1)
             x = np.moveaxis((m @ xt).reshape((ow, x.shape[0]) + x.shape[2:]), 0, 1)
         if integer:  # MATLAB returns the input class from every 1-D pass
