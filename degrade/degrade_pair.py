@@ -1,0 +1,73 @@
+"""One clean HR image -> one LR/HR pair, with the record that regenerates it exactly.
+
+:func:`degrade_pair` mod-crops the HR (top-left anchored, so HR = scale x LR exactly), draws the
+steps of the mode (:mod:`realsr.degrade.recipes`) from a generator seeded with the pair's seed, runs
+them (:mod:`realsr.degrade.pipeline`) in float and rounds and clips once. :func:`regenerate` replays a
+record: same steps, same noise fields, same LR. Images are RGB arrays (uint8, uint16 or float in
+[0, 1]; gray and RGBA are made RGB); the LR has the HR's dtype (float in -> uint8 out), except that
+a 16-bit HR through JPEG (8-bit codec) still gives 16-bit files.
+"""
+
+from __future__ import annotations
+
+import zlib
+from typing import Any
+
+import numpy as np
+
+from realsr.errors import RealsrError
+from realsr.images import as_rgb, from_float, to_float
+from realsr.resize import imresize, modcrop
+
+from .pipeline import apply_steps
+from .recipes import ModeParams, sample_steps
+
+CLEANUPS = ("off", "replace", "add")
+
+
+def pair_seed(seed: int, name: str) -> int:
+    """The seed of pair ``name`` in a run with ``seed``: independent of order, workers and shards."""
+    return int(np.random.SeedSequence([seed, zlib.crc32(name.encode("utf-8"))]).generate_state(1, np.uint64)[0] >> 1)
+
+
+def clean_up(hr: np.ndarray) -> np.ndarray:
+    """Real-SR's source clean-up (METHODS.md 2b.2): MATLAB bicubic x1/2 (antialiased, ceil size), in
+    float, rounded to the input's dtype: halves the source's noise and blur to make a cleaner HR."""
+    x = as_rgb(hr)
+    out = imresize(to_float(x), 0.5)
+    return from_float(out, x.dtype if x.dtype in (np.uint8, np.uint16) else np.uint8)
+
+
+def _summary(steps: list[dict[str, Any]]) -> dict[str, Any]:
+    kernel = [s["kernel"] for s in steps if s["op"] == "blur"]
+    noise = [{k: v for k, v in s.items() if k != "tiles"} | ({"tiles": len(s["tiles"])} if "tiles" in s else {})
+             for s in steps if s["op"].endswith("_noise")]
+    jpeg = [s["quality"] for s in steps if s["op"] == "jpeg"]
+    return {"kernel": kernel or None, "noise": noise or None, "jpeg_quality": jpeg or None}
+
+
+def degrade_pair(hr: np.ndarray, mode: str, scale: int, seed: int, params: ModeParams = ModeParams(),
+                 pool: Any = None) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """(HR mod-cropped, LR, record) for ``hr`` in ``mode`` with the pair's ``seed``.
+
+    The record holds ``mode``, ``seed``, ``kernel`` (kernel specs of the blur steps), ``noise`` (the
+    noise steps; pool noise as the number of tiles), ``jpeg_quality`` (list or None) and ``steps``
+    (everything, for :func:`regenerate`). Raises :class:`RealsrError` when the HR is smaller than
+    ``scale`` (or the pool kernel), :class:`UsageError` for a bad pool or mode.
+    """
+    hr = modcrop(as_rgb(hr), scale)
+    if min(hr.shape[:2]) < scale:
+        raise RealsrError(f"HR {hr.shape[1]}x{hr.shape[0]} is smaller than the scale x{scale}")
+    rng = np.random.default_rng(seed)
+    depth = {np.dtype(np.uint8): 8, np.dtype(np.uint16): 16}.get(hr.dtype)
+    steps = sample_steps(mode, rng, hr.shape[:2], scale, params, pool, depth)
+    record = {"mode": mode, "seed": int(seed), **_summary(steps), "steps": steps}
+    return hr, regenerate(hr, record, pool), record
+
+
+def regenerate(hr: np.ndarray, record: dict[str, Any], pool: Any = None) -> np.ndarray:
+    """The LR of a recorded pair from its mod-cropped HR (RGB) and record (``steps``): rounded to the
+    HR's dtype (uint8 for float input)."""
+    hr = as_rgb(hr)
+    lr = apply_steps(to_float(hr), record["steps"], pool)
+    return from_float(lr, hr.dtype if hr.dtype in (np.uint8, np.uint16) else np.uint8)
