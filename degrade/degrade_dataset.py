@@ -1,0 +1,225 @@
+"""Degrading a folder of clean HR images: files in, the pair dataset of ARCHITECTURE.md out.
+
+``OUT/HR/<name>.png`` (mod-cropped), ``OUT/LR/<name>.png``, ``OUT/manifest.json`` (per pair: mode,
+seed, kernel, noise, JPEG quality and the full ``steps`` that regenerate it), and with a reference
+folder ``OUT/realism.json`` + ``OUT/realism.png``. Each pair's seed comes from the run seed and the
+pair's name (:func:`realsr.degrade.degrade_pair.pair_seed`), so results do not depend on order,
+workers or shards. Files are written atomically and the manifest after every pair: an interrupted
+run resumes where it stopped; ``failed`` pairs are retried, ``overwrite`` redoes all.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from realsr.atomic import remove_stale_temporaries
+from realsr.errors import RealsrError, UsageError
+from realsr.images import read_image, write_png
+from realsr.manifest import MANIFEST_NAME, Manifest, merge_shards, previous_entries, shard_manifest_name
+from realsr.parallel import parallel_map, select_shard
+from realsr.raw import RawOptions
+
+from .build_pool import Source
+from .degrade_pair import CLEANUPS, clean_up, degrade_pair, pair_seed
+from .pool import Pool
+from .recipes import MODES, ModeParams
+
+log = logging.getLogger(__name__)
+CLEAN_SUFFIX = "_clean"
+
+
+@dataclass(frozen=True)
+class DegradeSettings:
+    """Everything that defines a degraded dataset (recorded in the manifest; a resumed run must match).
+
+    ``cleanup``: ``off``; ``replace`` (HR = MATLAB bicubic x1/2 of the source, Real-SR's clean-up);
+    ``add`` (both: ``<name>`` from the source and ``<name>_clean`` from the cleaned source).
+    """
+
+    mode: str = "pool"
+    scale: int = 4
+    seed: int = 0
+    params: ModeParams = field(default_factory=ModeParams)
+    cleanup: str = "off"
+    pool: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
+        if self.cleanup not in CLEANUPS:
+            raise ValueError(f"cleanup must be one of {', '.join(CLEANUPS)}")
+        if self.scale < 1:
+            raise ValueError("scale must be >= 1")
+        if self.mode == "pool" and not self.pool:
+            raise ValueError("--mode pool needs --pool POOL (made by realsr build-pool)")
+
+    def to_json(self) -> dict[str, Any]:
+        mode_params: Any = None
+        if self.mode == "classic":
+            mode_params = self.params.classic.to_json()
+        elif self.mode == "highorder":
+            mode_params = self.params.highorder.to_json()
+        elif self.mode == "pool":
+            mode_params = {"pool": self.pool, "noise": self.params.pool_noise}
+        return {"mode": self.mode, "seed": self.seed, "cleanup": self.cleanup, "mode_params": mode_params}
+
+
+@dataclass(frozen=True)
+class _Job:
+    source: Source
+    out: str
+    settings: DegradeSettings
+    raw: RawOptions
+
+
+_POOLS: dict[str, Pool] = {}
+
+
+def _pool(path: str | None) -> Pool | None:
+    """The pool of a run, loaded once per process."""
+    if path is None:
+        return None
+    if path not in _POOLS:
+        _POOLS[path] = Pool.load(path)
+    return _POOLS[path]
+
+
+def _paths(out: Path, name: str) -> dict[str, Path]:
+    return {"hr": out / "HR" / f"{name}.png", "lr": out / "LR" / f"{name}.png"}
+
+
+def pair_names(source: Source, cleanup: str) -> list[str]:
+    """The pair names a source gives: its stem, and ``<stem>_clean`` with ``cleanup="add"``."""
+    return [source.name, source.name + CLEAN_SUFFIX] if cleanup == "add" else [source.name]
+
+
+def degrade_one(job: _Job) -> list[dict[str, Any]]:
+    """Degrade one source into its pair(s) and write their files; returns manifest entries (never
+    raises for bad input)."""
+    t0 = time.perf_counter()
+    src, out, s = job.source, Path(job.out), job.settings
+    names = pair_names(src, s.cleanup)
+
+    def failed(reason: str, only: str | None = None) -> list[dict[str, Any]]:
+        out_names = names if only is None else [only]
+        for n in out_names:
+            for p in _paths(out, n).values():
+                with contextlib.suppress(FileNotFoundError):
+                    p.unlink()
+        return [{"name": n, "status": "failed", "reason": reason, "hr_file": src.path,
+                 "seconds": round(time.perf_counter() - t0, 3)} for n in out_names]
+
+    if src.problem:
+        return failed(src.problem)
+    try:
+        img = read_image(src.path, job.raw)
+    except RealsrError as e:
+        return failed(str(e))
+    except MemoryError:
+        return failed("out of memory")
+    variants = {"off": [(src.name, img, False)], "replace": [(src.name, None, True)],
+                "add": [(src.name, img, False), (src.name + CLEAN_SUFFIX, None, True)]}[s.cleanup]
+    entries = []
+    for name, hr, cleaned in variants:
+        t1 = time.perf_counter()
+        try:
+            if cleaned:
+                hr = clean_up(img)
+            seed = pair_seed(s.seed, name)
+            hr_c, lr, record = degrade_pair(hr, s.mode, s.scale, seed, s.params, _pool(s.pool))
+        except UsageError:
+            raise  # a bad pool or mode: the whole run cannot go on
+        except RealsrError as err:
+            entries += failed(str(err), name)
+            continue
+        except MemoryError:
+            entries += failed("out of memory", name)
+            continue
+        except Exception as err:  # a bug on odd input: record it, keep going
+            log.debug("pair %s: %s", name, traceback.format_exc())
+            entries += failed(f"internal error: {type(err).__name__}: {err}", name)
+            continue
+        paths = _paths(out, name)
+        write_png(paths["hr"], hr_c)
+        write_png(paths["lr"], lr)
+        entries.append({"name": name, "status": "ok", "reason": None, "hr_file": src.path, "cleanup": cleaned,
+                        **record, "hr_size": [int(hr_c.shape[1]), int(hr_c.shape[0])],
+                        "lr_size": [int(lr.shape[1]), int(lr.shape[0])],
+                        "bit_depth": 16 if lr.dtype == np.uint16 else 8,
+                        "seconds": round(time.perf_counter() - t1, 3)})
+    return entries
+
+
+def _is_finished(entry: dict[str, Any] | None, out: Path) -> bool:
+    if entry is None or entry["status"] != "ok":
+        return False
+    p = _paths(out, entry["name"])
+    return p["hr"].is_file() and p["lr"].is_file()
+
+
+def degrade_dataset(
+    sources: list[Source],
+    out: str | Path,
+    settings: DegradeSettings,
+    raw: RawOptions = RawOptions(),
+    workers: int = 1,
+    shard: tuple[int, int] = (1, 1),
+    overwrite: bool = False,
+    progress: bool = True,
+) -> Manifest:
+    """Degrade ``sources`` into the pair dataset ``out``; returns the (merged) manifest.
+
+    Checks the pool first (every kernel and noise file readable, the right scale, not empty) so a
+    broken pool stops the run at once with the file named (:class:`UsageError`).
+    """
+    pool = _pool(str(Path(settings.pool).resolve())) if settings.pool else None
+    if pool is not None:
+        settings = DegradeSettings(settings.mode, settings.scale, settings.seed, settings.params, settings.cleanup,
+                                   str(Path(settings.pool).resolve()))
+        if settings.mode == "pool":
+            if pool.scale != settings.scale:
+                raise UsageError(f"the pool was built for x{pool.scale}, not x{settings.scale}", pool.root / "pool.json")
+            if not pool.kernels:
+                raise UsageError("the pool has no kernels", pool.root / "pool.json")
+            if settings.params.pool_noise and not pool.noise:
+                raise UsageError("the pool has no noise patches (use --no-pool-noise for kernels only)",
+                                 pool.root / "pool.json")
+            pool.check_files(noise=settings.params.pool_noise)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    if remove_stale_temporaries(out):
+        log.info("removed temporary files left by an interrupted run")
+    k, n = shard
+    mpath = out / (MANIFEST_NAME if n == 1 else shard_manifest_name(k, n))
+    run_params = settings.to_json()
+    manifest = Manifest("degrade", settings.scale, run_params)
+    manifest.pairs.update(previous_entries(
+        mpath, out / MANIFEST_NAME, Manifest.load,
+        lambda old: (old.stage, old.scale, old.params) == ("degrade", settings.scale, run_params),
+        lambda old: old.pairs, overwrite, "dataset"))
+    mine = select_shard(sources, k, n)
+    todo = [s for s in mine
+            if overwrite or not all(_is_finished(manifest.pairs.get(nm), out) for nm in pair_names(s, settings.cleanup))]
+    if len(todo) < len(mine):
+        log.info("%d of %d images already done; skipping them", len(mine) - len(todo), len(mine))
+    jobs = [_Job(s, str(out), settings, raw) for s in todo]
+    manifest.save(mpath)
+    for _, entries in parallel_map(degrade_one, jobs, workers=workers, desc="degrade", progress=progress):
+        for e in entries:
+            manifest.pairs[e["name"]] = e
+            log.info("%s: %s%s", e["name"], e["status"], f" ({e['reason']})" if e["reason"] else "")
+        manifest.save(mpath)
+    if n > 1:
+        names = [nm for s in sources for nm in pair_names(s, settings.cleanup)]
+        merged = merge_shards(out, require_names=names)
+        if merged is not None:
+            return merged
+    return manifest

@@ -1,0 +1,145 @@
+"""`realsr degrade` end to end: every mode, manifest replay, seeds, resume, shards, bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from realsr.cli.main import main
+from realsr.degrade.degrade_pair import regenerate
+from realsr.degrade.kernels import gaussian_kernel, shift_to_convention
+from realsr.degrade.pool import Pool
+from realsr.images import read_image, write_png
+from realsr.synthetic import synthetic_scene
+
+
+def _run(*args) -> int:
+    return main(["-q", *map(str, args)])
+
+
+def _entries(out: Path) -> dict[str, dict]:
+    return {e["name"]: e for e in json.loads((out / "manifest.json").read_text())["pairs"]}
+
+
+@pytest.fixture(scope="module")
+def hr_dir(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("hr")
+    for i in range(3):
+        write_png(d / f"img{i}.png", synthetic_scene(90 + 7 * i, 130 + 5 * i, seed=i))
+    return d
+
+
+@pytest.fixture(scope="module")
+def pool_dir(tmp_path_factory) -> Path:
+    """A hand-made x4 pool: one kernel, two noise patches."""
+    d = tmp_path_factory.mktemp("pool")
+    (d / "kernels").mkdir()
+    (d / "noise").mkdir()
+    k4 = shift_to_convention(gaussian_kernel(25, 2.5), 4)
+    np.save(d / "kernels" / "a_x4.npy", k4.astype(np.float32))
+    rng = np.random.default_rng(0)
+    noise = []
+    for i in range(2):
+        write_png(d / "noise" / f"a_{i}.png", np.clip(128 + rng.normal(0, 3, (48, 48, 3)), 0, 255).astype(np.uint8))
+        noise.append({"file": f"noise/a_{i}.png", "y": 0, "x": 0, "gray_var": 9.0, "gray_mean": 128.0})
+    src = {"name": "a", "file": "a.png", "status": "ok", "reason": None,
+           "kernel": {"name": "a", "file": "kernels/a_x4.npy", "size": 31}, "noise": noise}
+    Pool(4, {}, {"a": src}, d).save(d / "pool.json")
+    return d
+
+
+@pytest.mark.parametrize("mode", ["pool", "classic", "bicubic", "highorder"])
+def test_every_mode_writes_pairs_that_regenerate(hr_dir, pool_dir, tmp_path, mode):
+    out = tmp_path / mode
+    extra = ["--pool", pool_dir] if mode == "pool" else []
+    assert _run("degrade", hr_dir, "-o", out, "--mode", mode, "--scale", 4, "--workers", 1, *extra) == 0
+    pool = Pool.load(pool_dir) if mode == "pool" else None
+    entries = _entries(out)
+    assert sorted(entries) == ["img0", "img1", "img2"]
+    for name, e in entries.items():
+        assert e["status"] == "ok" and e["mode"] == mode
+        assert {"seed", "kernel", "noise", "jpeg_quality", "steps"} <= set(e)
+        hr, lr = read_image(out / "HR" / f"{name}.png"), read_image(out / "LR" / f"{name}.png")
+        assert hr.shape[0] == 4 * lr.shape[0] and hr.shape[1] == 4 * lr.shape[1]
+        assert np.array_equal(regenerate(hr, e, pool), lr)
+    if mode == "pool":
+        assert entries["img0"]["kernel"] == [{"type": "pool", "file": "kernels/a_x4.npy"}]
+
+
+def test_same_seed_same_files_and_other_seed_differs(hr_dir, tmp_path):
+    for name, seed in (("a", 1), ("b", 1), ("c", 2)):
+        assert _run("degrade", hr_dir, "-o", tmp_path / name, "--mode", "classic", "--seed", seed, "--workers", 1) == 0
+    a, b, c = (read_image(tmp_path / n / "LR" / "img1.png") for n in "abc")
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+
+
+def test_workers_shards_and_resume_give_the_same_files(hr_dir, tmp_path):
+    ref = tmp_path / "ref"
+    assert _run("degrade", hr_dir, "-o", ref, "--mode", "highorder", "--workers", 1) == 0
+    sh = tmp_path / "sh"
+    assert _run("degrade", hr_dir, "-o", sh, "--mode", "highorder", "--shard", "1/2", "--workers", 1) == 0
+    assert not (sh / "manifest.json").exists()
+    assert _run("degrade", hr_dir, "-o", sh, "--mode", "highorder", "--shard", "2/2", "--workers", 2) == 0
+    assert sorted(_entries(sh)) == sorted(_entries(ref))
+    for n in _entries(ref):
+        assert np.array_equal(read_image(ref / "LR" / f"{n}.png"), read_image(sh / "LR" / f"{n}.png"))
+    # resume: a deleted LR is redone, the others are kept as they are
+    (ref / "LR" / "img2.png").unlink()
+    before = (ref / "LR" / "img0.png").stat().st_mtime_ns
+    assert _run("degrade", hr_dir, "-o", ref, "--mode", "highorder", "--workers", 1) == 0
+    assert (ref / "LR" / "img2.png").exists() and (ref / "LR" / "img0.png").stat().st_mtime_ns == before
+    # other settings into the same folder are refused
+    assert _run("degrade", hr_dir, "-o", ref, "--mode", "classic") == 2
+
+
+def test_cleanup_add_makes_clean_pairs(hr_dir, tmp_path):
+    out = tmp_path / "c"
+    assert _run("degrade", hr_dir / "img0.png", "-o", out, "--mode", "bicubic", "--scale", 2, "--cleanup", "add") == 0
+    e = _entries(out)
+    assert sorted(e) == ["img0", "img0_clean"] and e["img0_clean"]["cleanup"] is True
+    assert read_image(out / "HR" / "img0_clean.png").shape == (44, 64, 3)  # ceil(90/2)=45 -> mod 2 = 44
+
+
+def test_bad_input(hr_dir, pool_dir, tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    write_png(src / "ok.png", synthetic_scene(64, 64, seed=3))
+    write_png(src / "gray.png", synthetic_scene(64, 64, seed=4)[..., 0])
+    rgba = np.dstack([synthetic_scene(64, 64, seed=5), np.full((64, 64), 200, np.uint8)])
+    cv2.imwrite(str(src / "rgba.png"), rgba[..., [2, 1, 0, 3]])
+    write_png(src / "deep.png", synthetic_scene(64, 64, seed=6).astype(np.uint16) * 257)
+    write_png(src / "tiny.png", np.zeros((10, 10, 3), np.uint8))  # smaller than the 31-px pool kernel
+    (src / "corrupt.png").write_bytes((hr_dir / "img0.png").read_bytes()[:300])
+    (src / "empty.jpg").write_bytes(b"")
+    out = tmp_path / "out"
+    assert _run("degrade", src, "-o", out, "--pool", pool_dir, "--workers", 1) == 1
+    e = _entries(out)
+    assert {n for n, v in e.items() if v["status"] == "ok"} == {"ok", "gray", "rgba", "deep"}
+    assert "smaller than the 31-px kernel" in e["tiny"]["reason"]
+    assert "truncated" in e["corrupt"]["reason"] and "empty" in e["empty"]["reason"]
+    assert read_image(out / "LR" / "deep.png").dtype == np.uint16
+    assert not (out / "LR" / "tiny.png").exists()
+    # pool problems stop the run with the cause named (exit 2)
+    assert _run("degrade", src, "-o", tmp_path / "x", "--scale", 4) == 2  # no --pool
+    assert _run("degrade", src, "-o", tmp_path / "x", "--pool", pool_dir, "--scale", 2) == 2  # wrong scale
+    bad = tmp_path / "badpool"
+    bad.mkdir()
+    (bad / "pool.json").write_text("{")
+    assert _run("degrade", src, "-o", tmp_path / "x", "--pool", bad) == 2
+    empty = tmp_path / "emptypool"
+    empty.mkdir()
+    Pool(4, {}, {}, empty).save(empty / "pool.json")
+    assert _run("degrade", src, "-o", tmp_path / "x", "--pool", empty) == 2
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for f in ("pool.json", "noise"):
+        (broken / f).symlink_to(pool_dir / f)
+    (broken / "kernels").mkdir()
+    (broken / "kernels" / "a_x4.npy").write_bytes(b"not a numpy file")
+    assert _run("degrade", src, "-o", tmp_path / "x", "--pool", broken) == 2
+    assert _run("degrade", src, "-o", tmp_path / "x", "--mode", "classic", "--noise", "pink") == 2
+    assert _run("degrade", src, "-o", tmp_path / "x", "--mode", "classic", "--blur-sigma", "3", "1") == 2
