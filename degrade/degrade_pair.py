@@ -69,5 +69,12 @@ def regenerate(hr: np.ndarray, record: dict[str, Any], pool: Any = None) -> np.n
     """The LR of a recorded pair from its mod-cropped HR (RGB) and record (``steps``): rounded to the
     HR's dtype (uint8 for float input)."""
     hr = as_rgb(hr)
-    lr = apply_steps(to_float(hr), record["steps"], pool)
+    steps, x = record["steps"], hr
+    first = steps[0] if steps else {}
+    if first.get("round_passes") and hr.dtype in (np.uint8, np.uint16) and first["round_passes"] == np.iinfo(hr.dtype).max:
+        # MATLAB integer semantics on the integer image itself: the same numbers as the float
+        # round trip in apply_steps, without a full-resolution float copy
+        x = imresize(hr, output_shape=tuple(first["size"]), method=first["method"], antialias=first["antialias"])
+        steps = steps[1:]
+    lr = apply_steps(to_float(x), steps, pool)
     return from_float(lr, hr.dtype if hr.dtype in (np.uint8, np.uint16) else np.uint8)
