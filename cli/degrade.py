@@ -64,7 +64,8 @@ def _load_highorder(path: Path | None) -> HighOrderParams:
 @click.option("--pool", "pool", type=click.Path(exists=True, path_type=Path), default=None,
               help="Pool folder made by realsr build-pool (for --mode pool).")
 @click.option("--pool-noise/--no-pool-noise", default=True, help="Add the pool's real noise (--mode pool).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Random seed (same seed, same files).")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Random seed (same seed, same files).")
 @click.option("--cleanup", type=click.Choice(CLEANUPS), default="off", show_default=True,
               help="Real-SR's source clean-up (MATLAB bicubic x1/2) before degrading: 'replace' the HR by it, "
                    "or 'add' it as an extra pair <name>_clean.")

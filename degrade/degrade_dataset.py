@@ -11,6 +11,7 @@ run resumes where it stopped; ``failed`` pairs are retried, ``overwrite`` redoes
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import time
 import traceback
@@ -50,6 +51,7 @@ class DegradeSettings:
     params: ModeParams = field(default_factory=ModeParams)
     cleanup: str = "off"
     pool: str | None = None
+    pool_digest: str | None = None
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -58,6 +60,8 @@ class DegradeSettings:
             raise ValueError(f"cleanup must be one of {', '.join(CLEANUPS)}")
         if self.scale < 1:
             raise ValueError("scale must be >= 1")
+        if self.seed < 0:
+            raise ValueError("seed must be >= 0")
         if self.mode == "pool" and not self.pool:
             raise ValueError("--mode pool needs --pool POOL (made by realsr build-pool)")
 
@@ -68,7 +72,7 @@ class DegradeSettings:
         elif self.mode == "highorder":
             mode_params = self.params.highorder.to_json()
         elif self.mode == "pool":
-            mode_params = {"pool": self.pool, "noise": self.params.pool_noise}
+            mode_params = {"pool": self.pool, "pool_json_sha256": self.pool_digest, "noise": self.params.pool_noise}
         return {"mode": self.mode, "seed": self.seed, "cleanup": self.cleanup, "mode_params": mode_params}
 
 
@@ -101,6 +105,24 @@ def pair_names(source: Source, cleanup: str) -> list[str]:
     return [source.name, source.name + CLEAN_SUFFIX] if cleanup == "add" else [source.name]
 
 
+def unique_sources(sources: list[Source], cleanup: str) -> list[Source]:
+    """The sources whose pair names are free: a source whose name (or ``<name>_clean`` with
+    ``cleanup="add"``) is already taken by an earlier source is skipped with a warning, so it can
+    never overwrite or delete that source's pair."""
+    owner: dict[str, str] = {}
+    keep = []
+    for s in sources:
+        names = pair_names(s, cleanup)
+        clash = [nm for nm in names if nm in owner]
+        if clash:
+            log.warning("skipping %s: pair name '%s' is already used by %s; rename one of them",
+                        s.path, clash[0], owner[clash[0]])
+            continue
+        owner.update((nm, s.path) for nm in names)
+        keep.append(s)
+    return keep
+
+
 def degrade_one(job: _Job) -> list[dict[str, Any]]:
     """Degrade one source into its pair(s) and write their files; returns manifest entries (never
     raises for bad input)."""
@@ -117,8 +139,6 @@ def degrade_one(job: _Job) -> list[dict[str, Any]]:
         return [{"name": n, "status": "failed", "reason": reason, "hr_file": src.path,
                  "seconds": round(time.perf_counter() - t0, 3)} for n in out_names]
 
-    if src.problem:
-        return failed(src.problem)
     try:
         img = read_image(src.path, job.raw)
     except RealsrError as e:
@@ -158,8 +178,8 @@ def degrade_one(job: _Job) -> list[dict[str, Any]]:
     return entries
 
 
-def _is_finished(entry: dict[str, Any] | None, out: Path) -> bool:
-    if entry is None or entry["status"] != "ok":
+def _is_finished(entry: dict[str, Any] | None, out: Path, source: Source) -> bool:
+    if entry is None or entry["status"] != "ok" or entry.get("hr_file") != source.path:
         return False
     p = _paths(out, entry["name"])
     return p["hr"].is_file() and p["lr"].is_file()
@@ -182,8 +202,9 @@ def degrade_dataset(
     """
     pool = _pool(str(Path(settings.pool).resolve())) if settings.pool else None
     if pool is not None:
+        digest = hashlib.sha256((pool.root / "pool.json").read_bytes()).hexdigest()
         settings = DegradeSettings(settings.mode, settings.scale, settings.seed, settings.params, settings.cleanup,
-                                   str(Path(settings.pool).resolve()))
+                                   str(Path(settings.pool).resolve()), digest)
         if settings.mode == "pool":
             if pool.scale != settings.scale:
                 raise UsageError(f"the pool was built for x{pool.scale}, not x{settings.scale}", pool.root / "pool.json")
@@ -205,9 +226,10 @@ def degrade_dataset(
         mpath, out / MANIFEST_NAME, Manifest.load,
         lambda old: (old.stage, old.scale, old.params) == ("degrade", settings.scale, run_params),
         lambda old: old.pairs, overwrite, "dataset"))
+    sources = unique_sources(sources, settings.cleanup)
     mine = select_shard(sources, k, n)
     todo = [s for s in mine
-            if overwrite or not all(_is_finished(manifest.pairs.get(nm), out) for nm in pair_names(s, settings.cleanup))]
+            if overwrite or not all(_is_finished(manifest.pairs.get(nm), out, s) for nm in pair_names(s, settings.cleanup))]
     if len(todo) < len(mine):
         log.info("%d of %d images already done; skipping them", len(mine) - len(todo), len(mine))
     jobs = [_Job(s, str(out), settings, raw) for s in todo]

@@ -27,7 +27,8 @@ CLEANUPS = ("off", "replace", "add")
 
 def pair_seed(seed: int, name: str) -> int:
     """The seed of pair ``name`` in a run with ``seed``: independent of order, workers and shards."""
-    return int(np.random.SeedSequence([seed, zlib.crc32(name.encode("utf-8"))]).generate_state(1, np.uint64)[0] >> 1)
+    key = zlib.crc32(name.encode("utf-8", "surrogateescape"))  # names from undecodable file names too
+    return int(np.random.SeedSequence([seed, key]).generate_state(1, np.uint64)[0] >> 1)
 
 
 def clean_up(hr: np.ndarray) -> np.ndarray:

@@ -136,9 +136,15 @@ def poisson_noise_t(x: Tensor, peak: Any, gray: Any = False, generator: torch.Ge
     b = x.shape[0]
     p = _per_image(peak, b, x).view(b, 1, 1, 1)
     base = quantize(x)
-    g = torch.as_tensor(gray, device=x.device).reshape(-1).expand(b).view(b, 1, 1, 1)
-    base = torch.where(g, to_gray(base).expand_as(base), base)
-    return torch.poisson(base * p, generator=generator) / p - base
+    noise = torch.poisson(base * p, generator=generator) / p - base
+    g = torch.as_tensor(gray, device=x.device).reshape(-1).expand(b)
+    if bool(g.any()):  # one draw on the gray image, the same on every channel
+        if x.shape[1] != 3:
+            raise ValueError(f"gray Poisson noise needs RGB images, got {x.shape[1]} channels")
+        gb = to_gray(base)
+        gn = (torch.poisson(gb * p, generator=generator) / p - gb).expand_as(noise)
+        noise = torch.where(g.view(b, 1, 1, 1), gn, noise)
+    return noise
 
 
 def apply_steps(x: Tensor, steps: list[dict[str, Any]], pool: Any = None, jpeg_backend: str = "codec") -> Tensor:
@@ -164,7 +170,10 @@ def apply_steps(x: Tensor, steps: list[dict[str, Any]], pool: Any = None, jpeg_b
                 n = np.stack([poisson_noise(im, float(st["peak"]), int(st["seed"]), bool(st["gray"])) for im in xs])
                 n = n * np.float32(st.get("scale", 1.0))
             t = torch.as_tensor(np.ascontiguousarray(n), dtype=x.dtype, device=x.device)
-            x = x + (t.permute(0, 3, 1, 2) if t.ndim == 4 else t.permute(2, 0, 1).unsqueeze(0))
+            t = t.permute(0, 3, 1, 2) if t.ndim == 4 else t.permute(2, 0, 1).unsqueeze(0)
+            if t.shape[1] not in (1, x.shape[1]):
+                raise ValueError(f"{op} is RGB noise; the images have {x.shape[1]} channels")
+            x = x + t
         elif op == "jpeg":
             x = jpeg_torch(x.clamp(0, 1), int(st["quality"]), backend=jpeg_backend)
         elif op == "clip":

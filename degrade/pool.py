@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
@@ -26,6 +27,8 @@ FORMAT = "realsr-pool"
 VERSION = 1
 POOL_NAME = "pool.json"
 POOL_STEM = "pool"
+#: noise patches kept in memory per process (a 256-px RGB patch is about 200 kB)
+NOISE_CACHE = 256
 
 
 def pool_shard_name(index: int, count: int) -> str:
@@ -43,6 +46,7 @@ class Pool:
     sources: dict[str, dict[str, Any]] = field(default_factory=dict)
     root: Path = Path(".")
     _cache: dict[str, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
+    _noise_cache: "OrderedDict[str, np.ndarray]" = field(default_factory=OrderedDict, repr=False, compare=False)
 
     # ----- contents
     @property
@@ -70,7 +74,7 @@ class Pool:
         sum 1; cached. Raises :class:`UsageError` naming the file when it is missing or not a kernel
         (not square 2-D, not finite, negative mass, zero sum)."""
         if rel not in self._cache:
-            path = self.root / rel
+            path = self._inside(rel)
             try:
                 k = np.load(path, allow_pickle=False)
             except (OSError, ValueError, EOFError) as e:
@@ -83,14 +87,28 @@ class Pool:
             self._cache[rel] = (k / k.sum()).astype(np.float32)
         return self._cache[rel]
 
-    def noise_file(self, rel: str) -> np.ndarray:
-        """The noise patch stored at ``rel`` as RGB uint8/uint16; cached. Raises :class:`UsageError`."""
-        if rel not in self._cache:
-            try:
-                self._cache[rel] = read_image(self.root / rel)
-            except RealsrError as e:
-                raise UsageError(f"pool noise patch: {e}") from None
-        return self._cache[rel]
+    def _inside(self, rel: str) -> Path:
+        """``root / rel``, refusing paths that lead outside the pool folder."""
+        path = (self.root / rel).resolve()
+        if not path.is_relative_to(self.root.resolve()):
+            raise UsageError(f"pool entry {rel!r} points outside the pool folder", self.root / POOL_NAME)
+        return path
+
+    def noise_file(self, rel: str, cache: bool = True) -> np.ndarray:
+        """The noise patch stored at ``rel`` as RGB uint8/uint16; the most recently used
+        :data:`NOISE_CACHE` patches are kept in memory. Raises :class:`UsageError`."""
+        if rel in self._noise_cache:
+            self._noise_cache.move_to_end(rel)
+            return self._noise_cache[rel]
+        try:
+            img = read_image(self._inside(rel))
+        except RealsrError as e:
+            raise UsageError(f"pool noise patch: {e}") from None
+        if cache:
+            self._noise_cache[rel] = img
+            while len(self._noise_cache) > NOISE_CACHE:
+                self._noise_cache.popitem(last=False)
+        return img
 
     def check_files(self, kernels: bool = True, noise: bool = True) -> None:
         """Read every kernel (and noise patch) the pool lists, so a broken pool fails at the start
@@ -100,7 +118,7 @@ class Pool:
                 self.kernel_file(e["file"])
         if noise:
             for e in self.noise:
-                self.noise_file(e["file"])
+                self.noise_file(e["file"], cache=False)
 
     def random_kernel(self, rng: np.random.Generator) -> tuple[np.ndarray, dict[str, Any]]:
         """A kernel drawn uniformly (Real-SR draws one per image) and its entry."""

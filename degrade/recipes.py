@@ -146,6 +146,7 @@ class StageParams:
     jpeg_quality: tuple[int, int] = (30, 95)  # [jpeg_range]
 
 
+KERNEL_KINDS = ("iso", "aniso", "generalized_iso", "generalized_aniso", "plateau_iso", "plateau_aniso")
 SECOND_STAGE = StageParams(blur_prob=0.8, sigma=(0.2, 1.5), beta_generalized=(0.5, 4.0), beta_plateau=(1.0, 2.0),
                            resize_probs=(0.3, 0.4, 0.3), resize_range=(0.3, 1.2), noise_sigma=(1.0, 25.0),
                            poisson_scale=(0.05, 2.5))
@@ -168,14 +169,37 @@ class HighOrderParams:
     poisson_peak: float = 256.0
 
     def __post_init__(self) -> None:
-        for st in (self.first, self.second):
-            if len(st.kernel_types) != len(st.kernel_probs) or abs(sum(st.kernel_probs) - 1) > 1e-6:
-                raise ValueError("kernel_types and kernel_probs must have the same length and the probs sum to 1")
-            if abs(sum(st.resize_probs) - 1) > 1e-6:
-                raise ValueError("resize_probs (up, down, keep) must sum to 1")
-            _check_range("jpeg_quality", st.jpeg_quality, 1, 100)
-        if any(m not in METHODS for m in self.methods):
+        for name, st in (("first", self.first), ("second", self.second)):
+            try:
+                if len(st.kernel_types) != len(st.kernel_probs) or abs(sum(st.kernel_probs) - 1) > 1e-6:
+                    raise ValueError("kernel_types and kernel_probs must have the same length and the probs sum to 1")
+                if any(t not in KERNEL_KINDS for t in st.kernel_types):
+                    raise ValueError(f"kernel_types must be some of {', '.join(KERNEL_KINDS)}")
+                if len(st.resize_probs) != 3 or abs(sum(st.resize_probs) - 1) > 1e-6 or min(st.resize_probs) < 0:
+                    raise ValueError("resize_probs (up, down, keep) must be three probabilities summing to 1")
+                if not st.kernel_sizes or any(int(k) != k or k < 1 or k % 2 == 0 for k in st.kernel_sizes):
+                    raise ValueError("kernel_sizes must be odd positive integers (the kernel centre is a pixel)")
+                _check_range("sigma", st.sigma, 1e-3)
+                _check_range("beta_generalized", st.beta_generalized, 1e-3)
+                _check_range("beta_plateau", st.beta_plateau, 1e-3)
+                _check_range("resize_range", st.resize_range, 1e-3)
+                if not st.resize_range[0] <= 1 <= st.resize_range[1]:
+                    raise ValueError("resize_range must contain 1 (down from its low end, up to its high end)")
+                _check_range("noise_sigma", st.noise_sigma)
+                _check_range("poisson_scale", st.poisson_scale)
+                _check_range("jpeg_quality", st.jpeg_quality, 1, 100)
+                for p in ("blur_prob", "sinc_prob", "gaussian_noise_prob", "gray_noise_prob"):
+                    if not 0 <= getattr(st, p) <= 1:
+                        raise ValueError(f"{p} must be in [0, 1]")
+            except (TypeError, ValueError) as e:
+                raise ValueError(f"highorder {name} stage: {e}") from None
+        if not self.methods or any(m not in METHODS for m in self.methods):
             raise ValueError(f"methods must be some of {', '.join(METHODS)}")
+        if not self.poisson_peak > 0:
+            raise ValueError("poisson_peak must be > 0")
+        for p in ("second_stage_prob", "final_sinc_prob"):
+            if not 0 <= getattr(self, p) <= 1:
+                raise ValueError(f"{p} must be in [0, 1]")
 
     def to_json(self) -> dict[str, Any]:
         return _params_json(self)
@@ -204,10 +228,16 @@ def random_kernel_spec(rng: np.random.Generator, st: StageParams) -> dict[str, A
         sy, theta = sx, 0.0
     spec: dict[str, Any] = {"type": "gaussian", "size": size, "sigma_x": sx, "sigma_y": sy, "theta": theta}
     if kind.startswith("generalized"):
-        spec.update(type="generalized", beta=_uniform(rng, st.beta_generalized))
+        spec.update(type="generalized", beta=_beta(rng, st.beta_generalized))
     elif kind.startswith("plateau"):
-        spec.update(type="plateau", beta=_uniform(rng, st.beta_plateau))
+        spec.update(type="plateau", beta=_beta(rng, st.beta_plateau))
     return spec
+
+
+def _beta(rng: np.random.Generator, lo_hi: tuple[float, float]) -> float:
+    """BasicSR's shape draw: U(lo, 1) or U(1, hi) with probability 1/2 each (so beta < 1 half the time)."""
+    lo, hi = lo_hi
+    return float(rng.uniform(lo, 1.0)) if rng.random() < 0.5 and lo < 1 else float(rng.uniform(max(1.0, lo), max(1.0, hi)))
 
 
 def _stage(rng: np.random.Generator, st: StageParams, size: tuple[int, int], base: tuple[int, int],

@@ -53,8 +53,9 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
 
 
 def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
-    """Write ``obj`` as indented UTF-8 JSON to ``path`` atomically."""
-    text = json.dumps(obj, indent=2, ensure_ascii=False, allow_nan=True) + "\n"
+    """Write ``obj`` as indented JSON to ``path`` atomically. Non-ASCII characters are escaped, so
+    file names that are not valid UTF-8 (Python's surrogate escapes) are stored and read back intact."""
+    text = json.dumps(obj, indent=2, ensure_ascii=True, allow_nan=True) + "\n"
     write_bytes_atomic(path, text.encode("utf-8"))
 
 

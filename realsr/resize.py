@@ -128,12 +128,12 @@ def _fast_integer_downscale(x: np.ndarray, s: int, integer: bool, hi: float, fdt
             v = v[..., None]
         v = v[0 : s * (r1 - r0) : s]  # rows (H) first ...
         if integer:
-            v = np.clip(np.round(v), 0.0, hi)
+            v = np.clip(np.floor(v + 0.5), 0.0, hi)  # MATLAB rounds half away from zero
         hz = cv2.sepFilter2D(np.ascontiguousarray(v), depth, kd, one, anchor=(anchor, 0), borderType=cv2.BORDER_REFLECT)
         if hz.ndim < x.ndim:
             hz = hz[..., None]
         hz = hz[:, start::s]  # ... then columns, as MATLAB
-        out[r0:r1] = np.clip(np.round(hz), 0.0, hi) if integer else hz
+        out[r0:r1] = np.clip(np.floor(hz + 0.5), 0.0, hi) if integer else hz
     return out
 
 
@@ -193,7 +193,7 @@ def imresize(
             xt = np.moveaxis(x, 1, 0).reshape(w, -1)
             x = np.moveaxis((m @ xt).reshape((ow, x.shape[0]) + x.shape[2:]), 0, 1)
         if integer:  # MATLAB returns the input class from every 1-D pass
-            x = np.clip(np.round(x), 0.0, hi)
+            x = np.clip(np.floor(x + 0.5), 0.0, hi)  # half away from zero, as MATLAB
     out = np.ascontiguousarray(x).astype(img.dtype) if integer else np.ascontiguousarray(x)
     return out if img.ndim == 3 or c != 1 else out.reshape(oh, ow)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import cv2
@@ -143,3 +144,57 @@ def test_bad_input(hr_dir, pool_dir, tmp_path):
     assert _run("degrade", src, "-o", tmp_path / "x", "--pool", broken) == 2
     assert _run("degrade", src, "-o", tmp_path / "x", "--mode", "classic", "--noise", "pink") == 2
     assert _run("degrade", src, "-o", tmp_path / "x", "--mode", "classic", "--blur-sigma", "3", "1") == 2
+
+
+def test_name_collisions_never_touch_another_sources_pair(hr_dir, tmp_path):
+    """Two sources called x (different folders), and x_clean next to x with --cleanup add: the later
+    one is skipped with a warning; the first's pair is kept; a resume with a different file under
+    the same name redoes the pair instead of trusting the old one."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    write_png(a / "x.png", synthetic_scene(40, 48, seed=1))
+    write_png(b / "x.png", synthetic_scene(40, 48, seed=2))
+    write_png(a / "x_clean.png", synthetic_scene(40, 48, seed=3))
+    out = tmp_path / "o"
+    assert _run("degrade", a / "x.png", b / "x.png", "-o", out, "--mode", "bicubic", "--scale", 2) == 0
+    e = _entries(out)
+    assert list(e) == ["x"] and e["x"]["status"] == "ok" and e["x"]["hr_file"] == str(a / "x.png")
+    assert np.array_equal(read_image(out / "HR" / "x.png"), synthetic_scene(40, 48, seed=1))
+    assert _run("degrade", b / "x.png", "-o", out, "--mode", "bicubic", "--scale", 2) == 0
+    assert _entries(out)["x"]["hr_file"] == str(b / "x.png")
+    assert np.array_equal(read_image(out / "HR" / "x.png"), synthetic_scene(40, 48, seed=2))
+    out2 = tmp_path / "o2"
+    assert _run("degrade", a, "-o", out2, "--mode", "bicubic", "--scale", 2, "--cleanup", "add") == 0
+    e = _entries(out2)
+    assert sorted(e) == ["x", "x_clean"] and e["x_clean"]["cleanup"] is True  # the cleaned x, not x_clean.png
+
+
+def test_undecodable_file_names_and_bad_options(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    name = b"caf\xe9.png"  # Latin-1, not UTF-8
+    try:
+        write_png(Path(os.fsdecode(bytes(src).__add__(b"/" + name))), synthetic_scene(32, 32, seed=1))
+    except (OSError, UnicodeError):
+        pytest.skip("this file system does not take non-UTF-8 names")
+    out = tmp_path / "o"
+    assert _run("degrade", src, "-o", out, "--mode", "classic", "--scale", 2) == 0
+    assert _run("degrade", src, "-o", out, "--mode", "classic", "--scale", 2) == 0  # resumes: manifest reads back
+    (entry,) = _entries(out).values()
+    assert entry["status"] == "ok" and (out / "LR" / f"{entry['name']}.png").exists()
+    assert _run("degrade", src, "-o", tmp_path / "x", "--seed", "-1") == 2
+    cfg = tmp_path / "h.yaml"
+    for bad in ("first: {sigma: [0, 0]}", "poisson_peak: 0", "first: {kernel_sizes: [8]}", "methods: []",
+                "second: {noise_sigma: [-1, 2]}", "banana: 1"):
+        cfg.write_text(bad)
+        assert _run("degrade", src, "-o", tmp_path / "x", "--mode", "highorder", "--highorder-config", cfg) == 2, bad
+
+
+def test_pool_entries_outside_the_pool_are_refused(pool_dir, hr_dir, tmp_path):
+    bad = tmp_path / "p"
+    bad.mkdir()
+    obj = json.loads((pool_dir / "pool.json").read_text())
+    obj["sources"][0]["kernel"]["file"] = "../../outside.npy"
+    (bad / "pool.json").write_text(json.dumps(obj))
+    assert _run("degrade", hr_dir, "-o", tmp_path / "x", "--pool", bad) == 2
