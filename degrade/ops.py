@@ -77,9 +77,11 @@ def subsample(x: Tensor, scale: int) -> Tensor:
     return x[..., ::scale, ::scale]
 
 
-@functools.lru_cache(maxsize=64)
-def _matrix(n_in: int, n_out: int, method: str, antialias: bool) -> np.ndarray:
-    return resize_matrix(n_in, n_out, n_out / n_in, antialias, method).toarray()
+@functools.lru_cache(maxsize=128)
+def _matrix(n_in: int, n_out: int, method: str, antialias: bool, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """The dense resize matrix on ``device``, built once (no host-to-device copy per call in training)."""
+    m = resize_matrix(n_in, n_out, n_out / n_in, antialias, method).toarray()
+    return torch.as_tensor(m, dtype=dtype, device=device)
 
 
 def resize(x: Tensor, size: Sequence[int], method: str = "bicubic", antialias: bool = True,
@@ -92,8 +94,8 @@ def resize(x: Tensor, size: Sequence[int], method: str = "bicubic", antialias: b
     oh, ow = int(size[0]), int(size[1])
     if (oh, ow) == (h, w):
         return x
-    mh = torch.as_tensor(_matrix(h, oh, method, antialias), dtype=x.dtype, device=x.device)
-    mw = torch.as_tensor(_matrix(w, ow, method, antialias), dtype=x.dtype, device=x.device)
+    mh = _matrix(h, oh, method, antialias, x.dtype, x.device)
+    mw = _matrix(w, ow, method, antialias, x.dtype, x.device)
 
     def r(t: Tensor) -> Tensor:
         return t if not round_passes else torch.floor(t.clamp(0, 1) * round_passes + 0.5) / round_passes

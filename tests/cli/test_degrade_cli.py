@@ -198,3 +198,36 @@ def test_pool_entries_outside_the_pool_are_refused(pool_dir, hr_dir, tmp_path):
     obj["sources"][0]["kernel"]["file"] = "../../outside.npy"
     (bad / "pool.json").write_text(json.dumps(obj))
     assert _run("degrade", hr_dir, "-o", tmp_path / "x", "--pool", bad) == 2
+
+
+def test_options_reach_the_recipe_and_the_realism_report(hr_dir, pool_dir, tmp_path):
+    ref = tmp_path / "ref"
+    ref.mkdir()
+    for i in range(2):
+        write_png(ref / f"r{i}.png", synthetic_scene(60, 80, seed=10 + i))
+    out = tmp_path / "c"
+    assert _run("degrade", hr_dir, "-o", out, "--mode", "classic", "--resize-methods", "lanczos3", "--antialias",
+                "--noise", "none", "--jpeg-prob", "1", "--jpeg-quality", "40", "40", "--blur-sigma", "1", "1",
+                "--reference", ref) == 0
+    for e in _entries(out).values():
+        ops = [s["op"] for s in e["steps"]]
+        assert ops == ["blur", "resize", "clip", "jpeg"] and e["jpeg_quality"] == [40] and e["noise"] is None
+        assert e["steps"][1]["method"] == "lanczos3" and e["steps"][1]["antialias"] is True
+        assert e["kernel"][0]["sigma_x"] == 1.0
+    report = json.loads((out / "realism.json").read_text())
+    assert report["synthetic"]["count"] == 3 and report["real"]["count"] == 2 and report["summary"]
+    assert read_image(out / "realism.png").shape[1] > 500
+    # pool mode without noise, HR cleaned up
+    out = tmp_path / "p"
+    assert _run("degrade", hr_dir / "img0.png", "-o", out, "--pool", pool_dir, "--no-pool-noise", "--cleanup", "replace") == 0
+    e = _entries(out)["img0"]
+    assert e["cleanup"] is True and e["noise"] is None and [s["op"] for s in e["steps"]] == ["blur", "subsample"]
+    assert read_image(out / "HR" / "img0.png").shape == (44, 64, 3)  # ceil(90/2)=45, ceil(130/2)=65 -> mod 4
+    # a highorder config that changes the defaults
+    cfg = tmp_path / "h.yaml"
+    cfg.write_text("second_stage_prob: 0\nfinal_sinc_prob: 0\nfirst: {jpeg_quality: [90, 90]}\n")
+    out = tmp_path / "h"
+    assert _run("degrade", hr_dir / "img0.png", "-o", out, "--mode", "highorder", "--highorder-config", cfg) == 0
+    e = _entries(out)["img0"]
+    assert e["jpeg_quality"][0] == 90 and len(e["jpeg_quality"]) == 2
+    assert not any(s["op"] == "blur" and s["kernel"]["type"] == "sinc" and s is e["steps"][-1] for s in e["steps"])
