@@ -66,8 +66,7 @@ class NoisePatch:
 def gray_255(img: np.ndarray) -> np.ndarray:
     """BT.601 gray on the 0-255 scale, as PIL's ``convert('L')`` for 8-bit RGB (integer weights
     19595/38470/7471 with rounding); 16-bit and float [0, 1] inputs give unrounded float values."""
-    if img.ndim == 2:
-        img = img[:, :, None].repeat(3, axis=2)
+    img = as_rgb(img)
     if img.dtype == np.uint8:
         x = img.astype(np.uint32)
         return ((x[..., 0] * 19595 + x[..., 1] * 38470 + x[..., 2] * 7471 + 0x8000) >> 16).astype(np.float64)

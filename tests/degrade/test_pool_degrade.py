@@ -77,3 +77,27 @@ def test_bad_input(pool, tmp_path):
     (tmp_path / "bad" / "pool.json").write_text('{"format": "realsr-pool", "version": 1, "scale": 2}')
     with pytest.raises(UsageError, match="malformed pool"):
         Pool.load(tmp_path / "bad")
+
+
+def test_torch_random_pool_and_noise_bank(pool, scene):
+    """The batched pool degradation on torch: each LR is the pool kernel's blur + subsample plus one
+    zero-mean crop of a pool patch (Real-SR's noiseDataset); inject clamps to [0, 1]."""
+    torch = pytest.importorskip("torch")
+    from realsr.degrade import ops
+
+    p, k, patch = pool
+    hr = scene[:96, :128]
+    x = torch.from_numpy(to_float(hr).transpose(2, 0, 1).copy())[None].repeat(2, 1, 1, 1)
+    g = torch.Generator().manual_seed(0)
+    bank = ops.NoiseBank(p)
+    clean = blur_downsample(to_float(hr), k, 2)
+    lr = ops.random_pool(x, 2, p, None, np.random.default_rng(0), g)
+    assert np.abs(lr[1].permute(1, 2, 0).numpy() - clean).max() < 1e-5
+    noisy = ops.random_pool(x, 2, p, bank, np.random.default_rng(0), g)
+    n = (noisy - lr).numpy()
+    assert np.abs(n.mean(axis=(2, 3))).max() < 1e-6 and n.std() * 255 == pytest.approx(SIGMA, rel=0.15)
+    assert not np.array_equal(n[0], n[1])  # one crop per image
+    out = bank.inject(torch.ones(3, 3, 16, 16), g)
+    assert out.max() <= 1 and out.shape == (3, 3, 16, 16)
+    with pytest.raises(ValueError, match="larger than the smallest pool patch"):
+        bank.sample(1, 65, 10)
