@@ -28,3 +28,39 @@ def overwrite_option(f):
 def summary_line(counts: dict[str, int], where: str) -> str:
     parts = ", ".join(f"{v} {k}" for k, v in counts.items())
     return f"realsr: {parts} -> {where}"
+
+
+def inference_options(f):
+    """Model and inference options shared by ``eval`` and ``upscale``."""
+    opts = [
+        click.option("--arch", default=None, help="Architecture of a PyTorch checkpoint (recognised from "
+                     "the parameter names when omitted). One of: bicubic, rrdbnet, srrescgan."),
+        click.option("--scale", type=click.IntRange(1, 16), default=None,
+                     help="Scale; model files know theirs. Needed for 'bicubic' (default 4)."),
+        click.option("--tile", type=click.IntRange(min=0), default=256, show_default=True,
+                     help="Tile side in LR pixels; 0: the whole image at once."),
+        click.option("--overlap", type=click.IntRange(min=0), default=32, show_default=True,
+                     help="LR pixels shared by neighbouring tiles (blended)."),
+        click.option("--batch", type=click.IntRange(min=1), default=4, show_default=True, help="Tiles per forward pass."),
+        click.option("--ensemble", is_flag=True, help="x8 self-ensemble (flips and rotations, averaged)."),
+        click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps."),
+        click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16", "half"]), default="fp32",
+                     show_default=True, help="Compute precision; half = bf16 where the GPU has it, else fp16."),
+        click.option("--half", is_flag=True, help="Same as --precision half."),
+    ]
+    for o in reversed(opts):
+        f = o(f)
+    return f
+
+
+def make_inference(model_spec: str, arch: str | None, scale: int | None, tile: int, overlap: int, batch: int,
+                   ensemble: bool, device: str, precision: str, half: bool):
+    """(model, InferOptions) from the shared options; errors as UsageError."""
+    from realsr.train.infer import InferOptions, resolve_device
+    from realsr.train.model_files import load_model
+
+    resolve_device(device)  # fail early on a device that is not there
+    model = load_model(model_spec, arch=arch, scale=scale)
+    opts = InferOptions(tile=tile, overlap=overlap, batch=batch, ensemble=ensemble, device=device,
+                        precision="half" if half else precision)
+    return model, opts

@@ -13,12 +13,12 @@ Files are read with ``torch.load(weights_only=True)``; anything that needs unpic
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import torch
 import torch.nn as nn
 
 from realsr.errors import UsageError
+from realsr.train.weights import load_state
 
 #: the reference code's input normalisation for [-1, 1] RGB
 SHIFT = (-0.030, -0.088, -0.188)
@@ -37,24 +37,6 @@ def alexnet_features() -> nn.Sequential:
         nn.Conv2d(384, 256, 3, padding=1), nn.ReLU(inplace=True),
         nn.Conv2d(256, 256, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2),
     )
-
-
-def load_state(path: str | os.PathLike, what: str) -> dict[str, torch.Tensor]:
-    """A tensor state dict from ``path`` read with ``weights_only=True``; :class:`UsageError` when the
-    file is missing, unreadable or needs full unpickling (refused: it could run code)."""
-    p = Path(path)
-    if not p.is_file():
-        raise UsageError(f"{what} not found (weights are never downloaded; give a local file)", p)
-    try:
-        obj = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as e:  # pickle.UnpicklingError for anything beyond tensors and containers
-        raise UsageError(f"cannot read {what} as plain tensors (weights_only=True refused or failed: "
-                         f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})", p) from None
-    if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
-        obj = obj["state_dict"]
-    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise UsageError(f"{what} is not a state dict of tensors", p)
-    return obj
 
 
 class LPIPS(nn.Module):

@@ -1,0 +1,247 @@
+"""``realsr eval``: super-resolve LR images with a model and score them against HR with the SR
+benchmark protocol (:mod:`realsr.train.metrics`), next to the bicubic baseline on the same images.
+
+Outputs (ARCHITECTURE.md "Evaluation"): ``OUT/eval.json`` ({"conventions", "mean", "images",
+"baseline": {"mean", "images"}, "failed", ...}), ``OUT/eval.csv``, ``OUT/SR/<name>.png`` (bit depth
+of the LR input) and ``OUT/compare/<name>.png`` (LR | bicubic | SR | HR). ``eval.json`` is rewritten
+after every image, so an interrupted run resumes where it stopped (same model and settings only).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import logging
+import math
+import os
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from realsr.atomic import write_bytes_atomic, write_json_atomic
+from realsr.errors import RealsrError, UsageError
+from realsr.images import IMAGE_EXTENSIONS, from_float, read_image, to_float, write_png
+from realsr.resize import imresize
+
+from . import metrics
+from .compare import comparison_panel
+from .infer import InferOptions, upscale_image
+from .models import SRNet
+
+log = logging.getLogger("realsr.eval")
+
+EVAL_JSON, EVAL_CSV = "eval.json", "eval.csv"
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One LR image and its HR reference (None when missing)."""
+
+    name: str
+    lr: Path
+    hr: Path | None
+
+
+def _images(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+
+
+def _loose(stem: str) -> str:
+    """Stem with LR/HR markers and a trailing scale tag removed (``0801x4`` -> ``0801``,
+    ``img_001_SRF_4_LR`` -> ``img_001_srf_4``), for pairing folders named by different conventions."""
+    s = stem.lower()
+    s = re.sub(r"[_\-.]?(lr|hr|lq|gt)$", "", s)
+    return re.sub(r"[_\-.]?x\d+$", "", s)
+
+
+def find_pairs(lr_dir: str | os.PathLike, hr_dir: str | os.PathLike | None = None) -> list[Pair]:
+    """Pairs by stem between ``lr_dir`` and ``hr_dir``; with ``hr_dir`` None, ``lr_dir`` is a pair
+    dataset (``LR/`` and ``HR/`` inside). Stems that do not match exactly are matched after dropping
+    LR/HR markers and scale tags. An LR image without HR gives ``hr=None`` (reported as failed)."""
+    lr_dir = Path(lr_dir)
+    if hr_dir is None:
+        if not (lr_dir / "LR").is_dir() or not (lr_dir / "HR").is_dir():
+            raise UsageError("give LR_DIR and HR_DIR, or a pair dataset folder with LR/ and HR/", lr_dir)
+        lr_dir, hr_dir = lr_dir / "LR", lr_dir / "HR"
+    hr_dir = Path(hr_dir)
+    for d in (lr_dir, hr_dir):
+        if not d.is_dir():
+            raise UsageError("not a folder", d)
+    lrs = _images(lr_dir)
+    if not lrs:
+        raise UsageError("no images found", lr_dir)
+    hrs = _images(hr_dir)
+    exact = {p.stem: p for p in hrs}
+    loose: dict[str, Path | None] = {}
+    for p in hrs:
+        k = _loose(p.stem)
+        loose[k] = None if k in loose else p  # ambiguous loose names match nothing
+    return [Pair(p.stem, p, exact.get(p.stem) or loose.get(_loose(p.stem))) for p in lrs]
+
+
+def fit_hr(hr: np.ndarray, lr_shape: tuple[int, ...], scale: int) -> np.ndarray:
+    """``hr`` cropped (top-left anchored, like ``modcrop``) to exactly ``scale`` x the LR size, when it
+    is at most ``scale - 1`` pixels larger; :class:`ValueError` saying what is off otherwise."""
+    h, w = lr_shape[:2]
+    H, W = hr.shape[:2]
+    if (H, W) == (h * scale, w * scale):
+        return hr
+    if h * scale <= H < (h + 1) * scale and w * scale <= W < (w + 1) * scale:
+        return hr[: h * scale, : w * scale]
+    hint = ""
+    if H % h == 0 and W % w == 0 and H // h == W // w:
+        hint = f": the pair is x{H // h} but the model is x{scale}"
+    raise ValueError(f"HR {W}x{H} is not x{scale} of LR {w}x{h} (expected {w * scale}x{h * scale}){hint}")
+
+
+@dataclass(frozen=True)
+class EvalOptions:
+    """How to score: ``crop_border`` (None: the scale), ``y_channel``, ``round_y`` (MATLAB's uint8 Y),
+    what to write (SR images, comparison crops of ``compare_size`` HR px)."""
+
+    infer: InferOptions = field(default_factory=InferOptions)
+    crop_border: int | None = None
+    y_channel: bool = True
+    round_y: bool = False
+    save_sr: bool = True
+    compare: bool = True
+    compare_size: int = 160
+
+
+def file_digest(path: str | os.PathLike) -> str:
+    """sha256 of a file's bytes (hex)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _scores(sr: np.ndarray, hr: np.ndarray, border: int, opts: EvalOptions, lpips: Any) -> dict[str, float]:
+    out = {"psnr": metrics.psnr(sr, hr, border, opts.y_channel, opts.round_y),
+           "ssim": metrics.ssim(sr, hr, border, opts.y_channel, opts.round_y)}
+    if lpips is not None:
+        import torch
+
+        t = [torch.from_numpy(np.ascontiguousarray(to_float(a).transpose(2, 0, 1)))[None] for a in (sr, hr)]
+        dev = next(lpips.parameters()).device
+        with torch.no_grad():
+            out["lpips"] = float(lpips(t[0].to(dev), t[1].to(dev), normalize=True)[0])
+    return out
+
+
+def evaluate_pair(model: SRNet, pair: Pair, out_dir: Path, opts: EvalOptions, lpips: Any = None) -> tuple[dict, dict]:
+    """Score one pair: (model record, bicubic record), each ``{"name", "psnr", "ssim"[, "lpips"]}``.
+    Writes the SR image and the comparison crop. Raises RealsrError / ValueError for a bad pair."""
+    if pair.hr is None:
+        raise ValueError("no HR image with this name")
+    s = model.scale
+    lr = read_image(pair.lr)
+    hr = fit_hr(read_image(pair.hr), lr.shape, s)
+    border = s if opts.crop_border is None else opts.crop_border
+    if 2 * border >= min(hr.shape[:2]):
+        raise ValueError(f"image too small for crop border {border}")
+    sr_f = upscale_image(model, lr, opts.infer)
+    bic_f = np.clip(imresize(to_float(lr), s, method="bicubic"), 0.0, 1.0)
+    sr, bic = from_float(sr_f, hr.dtype), from_float(bic_f, hr.dtype)
+    rec = {"name": pair.name, **_scores(sr, hr, border, opts, lpips)}
+    base = {"name": pair.name, **_scores(bic, hr, border, opts, lpips)}
+    if opts.save_sr:
+        write_png(out_dir / "SR" / f"{pair.name}.png", from_float(sr_f, lr.dtype))
+    if opts.compare:
+        write_png(out_dir / "compare" / f"{pair.name}.png",
+                  comparison_panel(lr, bic_f, sr_f, hr, s, opts.compare_size))
+    return rec, base
+
+
+def _mean(records: list[dict]) -> dict[str, float]:
+    keys = [k for k in ("psnr", "ssim", "lpips") if records and all(k in r for r in records)]
+    out = {}
+    for k in keys:
+        vals = [r[k] for r in records]
+        # an identical image gives inf PSNR; the mean is then inf too, which JSON cannot hold
+        out[k] = float(np.mean(vals)) if all(math.isfinite(v) for v in vals) else None
+    return out
+
+
+def _json_safe(records: list[dict]) -> list[dict]:
+    return [{k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in r.items()} for r in records]
+
+
+def write_reports(out_dir: Path, report: dict[str, Any]) -> None:
+    """eval.json and eval.csv (one row per image, then the mean)."""
+    write_json_atomic(out_dir / EVAL_JSON, report)
+    buf = io.StringIO()
+    cols = [k for k in ("psnr", "ssim", "lpips") if k in report["mean"]]
+    wr = csv.writer(buf, lineterminator="\n")
+    wr.writerow(["name", *cols, *(f"bicubic_{k}" for k in cols)])
+    base = {r["name"]: r for r in report["baseline"]["images"]}
+
+    def fmt(v: Any) -> str:
+        return "" if v is None else f"{v:.6f}"
+
+    for r in report["images"]:
+        b = base.get(r["name"], {})
+        wr.writerow([r["name"], *(fmt(r.get(k)) for k in cols), *(fmt(b.get(k)) for k in cols)])
+    wr.writerow(["mean", *(fmt(report["mean"].get(k)) for k in cols),
+                 *(fmt(report["baseline"]["mean"].get(k)) for k in cols)])
+    write_bytes_atomic(out_dir / EVAL_CSV, buf.getvalue().encode("utf-8"))
+
+
+def evaluate(model: SRNet, pairs: list[Pair], out_dir: str | os.PathLike, opts: EvalOptions = EvalOptions(),
+             lpips: Any = None, model_info: dict[str, Any] | None = None, overwrite: bool = False,
+             progress: Callable[[Pair], None] | None = None) -> dict[str, Any]:
+    """Evaluate every pair (a failing pair is recorded under "failed" and the rest go on); returns and
+    writes the report. ``model_info`` (file, digest ...) goes into the report and decides, with the
+    settings, whether a previous report in ``out_dir`` can be resumed."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    border = model.scale if opts.crop_border is None else opts.crop_border
+    settings = {"model": model_info or {"arch": model.arch, "arch_args": model.arch_args},
+                "scale": model.scale, "ensemble": opts.infer.ensemble, "precision": opts.infer.precision,
+                "tile": opts.infer.tile, "overlap": opts.infer.overlap, "lpips": lpips is not None,
+                **{k: v for k, v in asdict(opts).items() if k not in ("infer",)}}
+    done: dict[str, tuple[dict, dict]] = {}
+    prev_path = out_dir / EVAL_JSON
+    if prev_path.is_file() and not overwrite:
+        try:
+            prev = json.loads(prev_path.read_text(encoding="utf-8"))
+            if prev.get("settings") == settings:
+                pb = {r["name"]: r for r in prev["baseline"]["images"]}
+                done = {r["name"]: (r, pb[r["name"]]) for r in prev["images"] if r["name"] in pb}
+        except (OSError, ValueError, KeyError, TypeError):
+            done = {}
+    images, baseline, failed = [], [], []
+
+    def report() -> dict[str, Any]:
+        return {"conventions": metrics.conventions(border, opts.y_channel, opts.round_y) | {"lpips": "alex v0.1, RGB [-1, 1], no crop" if lpips is not None else None},
+                "settings": settings,
+                "mean": _mean(images), "images": _json_safe(images),
+                "baseline": {"name": "bicubic (MATLAB imresize)", "mean": _mean(baseline), "images": _json_safe(baseline)},
+                "failed": failed, "counts": {"done": len(images), "failed": len(failed)}}
+
+    for pair in pairs:
+        if progress:
+            progress(pair)
+        if pair.name in done and (not opts.save_sr or (out_dir / "SR" / f"{pair.name}.png").is_file()):
+            rec, base = done[pair.name]
+        else:
+            try:
+                rec, base = evaluate_pair(model, pair, out_dir, opts, lpips)
+            except (RealsrError, ValueError) as e:
+                reason = e.message if isinstance(e, RealsrError) else str(e)
+                where = e.path if isinstance(e, RealsrError) and e.path else (pair.hr or pair.lr)
+                log.warning("%s: %s", pair.name, reason)
+                failed.append({"name": pair.name, "reason": reason, "file": str(where)})
+                continue
+        images.append(rec)
+        baseline.append(base)
+        write_reports(out_dir, report())
+    final = report()
+    write_reports(out_dir, final)
+    return final

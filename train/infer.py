@@ -1,0 +1,218 @@
+"""Inference for any :class:`~realsr.train.models.SRNet`: tiles with blended overlaps, x8 self-ensemble,
+device and precision choice, automatic back-off when the GPU runs out of memory.
+
+The LR image stays on the CPU; tiles go to the device in batches and their outputs come back, so the
+full image never needs to sit on the GPU. Tiles are evenly spaced, all of one size, and overlap by at
+least ``overlap`` LR pixels. Each output pixel is a normalised weighted mean of the tiles covering
+it; a tile's weight is 0 within ``overlap / 4`` LR pixels of its inner edges (edges on the image
+border do not count) and ramps linearly to 1 over the next ``overlap / 2``. So every output pixel
+comes from tile content at least ``overlap / 4`` LR pixels from a cut, and for a network whose
+receptive radius is below that, tiled output equals untiled output up to float rounding.
+
+Image-global parts of a network (SRResCGAN's noise estimate and projection) run once on the
+assembled image through ``SRNet.finish``; self-ensemble runs the whole tiled pass on each of the 8
+flips/rotations and averages the back-transformed outputs (the official "+" protocol).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+
+from realsr.errors import UsageError
+from realsr.images import from_float, to_float
+
+from .models import SRNet
+
+log = logging.getLogger("realsr.infer")
+
+#: smallest tile (LR px) the out-of-memory back-off goes down to
+MIN_TILE = 16
+
+
+@dataclass(frozen=True)
+class InferOptions:
+    """``tile``: tile side in LR pixels (0: whole image in one piece); ``overlap``: LR pixels shared
+    by neighbouring tiles; ``batch``: tiles per forward pass; ``ensemble``: x8 self-ensemble;
+    ``device``: torch device string or "auto"; ``precision``: fp32, bf16, fp16 or "half" (bf16 where
+    the GPU supports it, else fp16; fp32 on CPU)."""
+
+    tile: int = 256
+    overlap: int = 32
+    batch: int = 4
+    ensemble: bool = False
+    device: str = "auto"
+    precision: str = "fp32"
+
+    def __post_init__(self) -> None:
+        if self.tile < 0 or self.overlap < 0 or self.batch < 1:
+            raise UsageError("tile and overlap must be >= 0 and batch >= 1")
+        if self.tile and self.overlap * 2 >= self.tile:
+            raise UsageError(f"overlap ({self.overlap}) must be under half the tile size ({self.tile})")
+        if self.precision not in ("fp32", "bf16", "fp16", "half"):
+            raise UsageError(f"unknown precision {self.precision!r} (fp32, bf16, fp16, half)")
+
+
+def resolve_device(spec: str = "auto") -> torch.device:
+    """``auto`` -> cuda if available, else mps if available, else cpu; other strings as torch reads them."""
+    if spec == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        dev = torch.device(spec)
+    except RuntimeError as e:
+        raise UsageError(f"unknown device {spec!r} ({e})") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda asked for, but CUDA is not available here")
+    return dev
+
+
+def resolve_dtype(precision: str, device: torch.device) -> torch.dtype:
+    """The compute dtype for ``precision`` on ``device`` (half precision only on GPUs)."""
+    if precision == "fp32" or device.type == "cpu" and precision == "half":
+        return torch.float32
+    if precision == "half":
+        return torch.bfloat16 if device.type == "cuda" and torch.cuda.is_bf16_supported() else torch.float16
+    return {"bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
+def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
+    """Evenly spaced start offsets of tiles of size ``min(tile, length)`` covering ``[0, length)``,
+    neighbours sharing at least ``overlap`` pixels."""
+    if tile <= 0 or length <= tile:
+        return [0]
+    n = math.ceil((length - overlap) / (tile - overlap))
+    return [round(i * (length - tile) / (n - 1)) for i in range(n)]
+
+
+def tile_weights(start: int, size: int, length: int, overlap: int, scale: int) -> np.ndarray:
+    """Blend weights (float32) of one tile's ``size * scale`` output pixels along one axis."""
+    pos = start + (np.arange(size * scale) + 0.5) / scale  # output pixel centres in LR units
+    inf = np.full_like(pos, np.inf)
+    d = np.minimum(pos - start if start > 0 else inf, start + size - pos if start + size < length else inf)
+    if overlap == 0:
+        return np.ones_like(pos, dtype=np.float32)
+    return np.clip((d - overlap / 4) / (overlap / 2), 0.0, 1.0).astype(np.float32)
+
+
+def _is_oom(e: BaseException) -> bool:
+    oom = getattr(torch, "OutOfMemoryError", None) or getattr(torch.cuda, "OutOfMemoryError", RuntimeError)
+    return isinstance(e, oom) or "out of memory" in str(e).lower()
+
+
+def _tiles(h: int, w: int, tile: int, overlap: int) -> Iterator[tuple[int, int, int, int]]:
+    th, tw = min(tile, h) if tile else h, min(tile, w) if tile else w
+    for y in tile_starts(h, tile, overlap):
+        for x in tile_starts(w, tile, overlap):
+            yield y, x, th, tw
+
+
+def run_tiled(model: SRNet, lr: torch.Tensor, tile: int, overlap: int, batch: int,
+              device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """One pass of ``model`` over ``lr`` (1, C, h, w) on the CPU, in the model's value range, tile by
+    tile on ``device``; returns the finished output (1, C, s*h, s*w) float32 on the CPU."""
+    s = model.scale
+    _, _, h, w = lr.shape
+    boxes = list(_tiles(h, w, tile, overlap))
+    acc: torch.Tensor | None = None
+    wsum = torch.zeros(1, 1, h * s, w * s)
+    for i in range(0, len(boxes), batch):
+        group = boxes[i:i + batch]
+        x = torch.cat([lr[:, :, y:y + th, xx:xx + tw] for y, xx, th, tw in group]).to(device=device, dtype=dtype)
+        with torch.no_grad():
+            out = model.local_forward(x).float().cpu()
+        if acc is None:
+            acc = torch.zeros(1, out.shape[1], h * s, w * s)
+        for j, (y, xx, th, tw) in enumerate(group):
+            wy = torch.from_numpy(tile_weights(y, th, h, overlap, s))
+            wx = torch.from_numpy(tile_weights(xx, tw, w, overlap, s))
+            wt = (wy[:, None] * wx[None, :])[None, None]
+            acc[:, :, y * s:(y + th) * s, xx * s:(xx + tw) * s] += out[j:j + 1] * wt
+            wsum[:, :, y * s:(y + th) * s, xx * s:(xx + tw) * s] += wt
+    assert acc is not None
+    acc /= wsum
+    with torch.no_grad():
+        return model.finish(acc.to(dtype=torch.float32)).float()
+
+
+def _dihedral(x: torch.Tensor, mode: int, inverse: bool = False) -> torch.Tensor:
+    """Mode 0-7: rotate by 90 * (mode % 4) degrees, flipped left-right first when mode >= 4."""
+    k = mode % 4
+    if not inverse:
+        x = x.flip(3) if mode >= 4 else x
+        return torch.rot90(x, k, (2, 3))
+    x = torch.rot90(x, -k, (2, 3))
+    return x.flip(3) if mode >= 4 else x
+
+
+@contextlib.contextmanager
+def _model_on(model: SRNet, device: torch.device, dtype: torch.dtype) -> Iterator[SRNet]:
+    was_training = model.training
+    model.eval()
+    try:
+        yield model.to(device=device, dtype=dtype)
+    finally:
+        model.train(was_training)
+
+
+def upscale_tensor(model: SRNet, lr: torch.Tensor, options: InferOptions = InferOptions(),
+                   on_backoff: Callable[[int, int], None] | None = None) -> torch.Tensor:
+    """Super-resolve ``lr`` (1, C, h, w) float32 RGB in [0, 1] on the CPU; returns (1, C, s*h, s*w)
+    float32 in [0, 1] (clamped) on the CPU. Out-of-memory on the device halves the tile batch, then
+    the tile size (down to :data:`MIN_TILE`), and retries; ``on_backoff(tile, batch)`` is told."""
+    device = resolve_device(options.device)
+    dtype = resolve_dtype(options.precision, device)
+    x = lr.float() * model.pixel_range
+    tile, batch = options.tile, options.batch
+    _, _, h, w = x.shape
+    with _model_on(model, device, dtype):
+        while True:
+            try:
+                modes = range(8) if options.ensemble else range(1)
+                acc = None
+                for m in modes:
+                    y = _dihedral(run_tiled(model, _dihedral(x, m), tile, options.overlap, batch, device, dtype), m, True)
+                    acc = y if acc is None else acc + y
+                assert acc is not None
+                return (acc / len(modes) / model.pixel_range).clamp(0.0, 1.0)
+            except Exception as e:  # noqa: BLE001 -- only out-of-memory is handled, the rest re-raised
+                if not _is_oom(e) or (batch == 1 and 0 < tile <= MIN_TILE):
+                    raise
+                if device.type == "cuda":
+                    torch.cuda.empty_cache()
+                if batch > 1:
+                    batch //= 2
+                else:
+                    tile = max(MIN_TILE, (tile or max(h, w)) // 2)
+                overlap_ok = options.overlap * 2 < tile
+                if not overlap_ok:
+                    raise UsageError(f"out of memory even with {tile}-px tiles and overlap {options.overlap}; "
+                                     "use a smaller --overlap or another device") from None
+                log.warning("out of memory on %s: retrying with tile %d, batch %d", device, tile, batch)
+                if on_backoff:
+                    on_backoff(tile, batch)
+
+
+def to_tensor(img: np.ndarray) -> torch.Tensor:
+    """(1, C, H, W) float32 [0, 1] from an (H, W, C) uint8/uint16 (or float [0, 1]) array."""
+    return torch.from_numpy(np.ascontiguousarray(to_float(img).transpose(2, 0, 1)))[None]
+
+
+def from_tensor(y: torch.Tensor, dtype: np.dtype | type = np.uint8) -> np.ndarray:
+    """(H, W, C) array of ``dtype`` (uint8 or uint16) from a (1, C, H, W) tensor in [0, 1]."""
+    return from_float(y[0].permute(1, 2, 0).numpy(), dtype)
+
+
+def upscale_image(model: SRNet, img: np.ndarray, options: InferOptions = InferOptions()) -> np.ndarray:
+    """Super-resolve an RGB (H, W, 3) uint8/uint16 image; returns float32 [0, 1] (sH, sW, 3)."""
+    y = upscale_tensor(model, to_tensor(img), options)
+    return y[0].permute(1, 2, 0).numpy()

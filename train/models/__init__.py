@@ -1,0 +1,7 @@
+"""SR architectures: ``build(name, **arch_args)``, ``names()``, and the :class:`SRNet` contract
+(:mod:`realsr.train.models.base`). Registered: ``bicubic``, ``rrdbnet``, ``srrescgan``."""
+
+from . import bicubic, rrdbnet, srrescgan  # noqa: F401  (registration)
+from .base import SRNet, arch_class, build, names, register
+
+__all__ = ["SRNet", "arch_class", "build", "names", "register"]

@@ -1,0 +1,56 @@
+"""``realsr upscale``: super-resolve images (no HR needed). Bit depth is kept (8-bit in, 8-bit out;
+16-bit in, 16-bit out); an alpha channel is upscaled on its own with MATLAB bicubic and put back."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from realsr.errors import RealsrError
+from realsr.images import from_float, read_image, to_float, write_png
+from realsr.resize import imresize
+
+from .infer import InferOptions, upscale_image
+from .models import SRNet
+
+log = logging.getLogger("realsr.upscale")
+
+
+def upscale_array(model: SRNet, img: np.ndarray, options: InferOptions = InferOptions()) -> np.ndarray:
+    """Super-resolve an (H, W, 3) RGB or (H, W, 4) RGBA uint8/uint16 image; returns the same dtype and
+    channel count at ``model.scale`` times the size (alpha: MATLAB bicubic, clipped)."""
+    rgb = img[:, :, :3]
+    out = from_float(upscale_image(model, np.ascontiguousarray(rgb), options), img.dtype)
+    if img.shape[2] == 4:
+        a = np.clip(imresize(to_float(img[:, :, 3]), model.scale, method="bicubic"), 0.0, 1.0)
+        out = np.concatenate([out, from_float(a, img.dtype)[:, :, None]], axis=2)
+    return out
+
+
+def upscale_files(model: SRNet, sources: list[tuple[str, str]], out_dir: str | os.PathLike,
+                  options: InferOptions = InferOptions(), overwrite: bool = False,
+                  progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Upscale each (name, path) into ``out_dir/<name>.png``; finished outputs are skipped unless
+    ``overwrite``. Returns {"done": [...], "skipped": [...], "failed": [{"name", "reason", "file"}]}."""
+    out_dir = Path(out_dir)
+    result: dict[str, Any] = {"done": [], "skipped": [], "failed": []}
+    for name, path in sources:
+        if progress:
+            progress(name)
+        target = out_dir / f"{name}.png"
+        if target.is_file() and not overwrite:
+            result["skipped"].append(name)
+            continue
+        try:
+            img = read_image(path, keep_alpha=True)
+            write_png(target, upscale_array(model, img, options))
+        except RealsrError as e:
+            log.warning("%s: %s", name, e)
+            result["failed"].append({"name": name, "reason": e.message, "file": e.path or str(path)})
+            continue
+        result["done"].append(name)
+    return result
