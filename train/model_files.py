@@ -77,7 +77,11 @@ def load_model(spec: str | os.PathLike, arch: str | None = None, scale: int | No
     """A network in eval mode on the CPU from a model file, an official checkpoint, or the name
     ``bicubic``. ``arch`` / ``scale`` / ``arch_args`` override or complete what the file says;
     a file whose scale disagrees with ``scale`` is refused. :class:`UsageError` for every problem."""
+    if arch is not None:
+        arch_class(arch)  # unknown names fail here, whatever the file
     if str(spec) == "bicubic":
+        if arch not in (None, "bicubic"):
+            raise UsageError(f"'bicubic' is its own architecture; --arch {arch} does not apply")
         return build("bicubic", scale=scale or 4, **arch_args).eval()
     path = Path(spec)
     if not path.is_file():

@@ -1,0 +1,199 @@
+"""Inference throughput: megapixels of x4 output per second for SRResCGAN and RRDBNet (random weights),
+tiled vs untiled through ``realsr.train.infer.upscale_tensor``, in the same process on the same image.
+
+For each model and precision: one warm-up run of each mode, then ``--repeats`` runs alternating
+untiled (``tile=0``, one piece) and tiled (``--tile``/``--overlap``/``--batch``); medians are reported.
+``tiling_overhead = tiled_s / untiled_s - 1`` (target: under 0.10). Tiles overlap, so part of the
+overhead is redundant network work, reported as ``tile_area_ratio`` (summed tile area / image area);
+``overhead_beyond_tile_area`` is what remains after dividing it out (blending, copies, small batches).
+Also the largest absolute difference and the PSNR (dB, output in [0, 1]) between tiled and untiled
+outputs (null PSNR: identical). RRDBNet's receptive field is larger than any practical overlap, so
+its tiled output is close to, not equal to, the untiled one.
+
+On CUDA timings are bracketed by ``torch.cuda.synchronize()``, each mode reports
+``torch.cuda.max_memory_allocated()``, and the default precisions are fp32 and bf16 (CPU: fp32).
+``--peak-4k`` (default on for CUDA, off for CPU, where it takes minutes) runs a tiled 3840x2160 output
+(960x540 LR, ``--tile-4k``, overlap 32) and reports its peak memory: on CUDA
+``max_memory_allocated``; on CPU the growth of the peak RSS (``ru_maxrss``) of a fresh child process
+over its own peak after building the model and the input, a coarse measure (allocator caching, page
+granularity).
+
+    python benchmarks/infer_bench.py                               # CPU, full-size models
+    python benchmarks/infer_bench.py --rrdb-blocks 4 --repeats 2   # CPU, quick
+    python benchmarks/infer_bench.py --device cuda                 # GPU: fp32 and bf16, 4K peak memory
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import multiprocessing as mp
+import os
+import platform
+import resource
+import time
+
+import numpy as np
+import torch
+
+from realsr.synthetic import synthetic_scene
+from realsr.train.infer import InferOptions, resolve_device, tile_starts, to_tensor, upscale_tensor
+from realsr.train.models import build
+
+MODELS = ("srrescgan", "rrdbnet")
+LR_4K = (540, 960)  # x4 -> 3840x2160
+
+
+def make_model(name: str, rrdb_blocks: int):
+    torch.manual_seed(0)  # a fresh model per precision: upscale_tensor casts the model in place
+    return build(name, **({"nb": rrdb_blocks} if name == "rrdbnet" else {}))
+
+
+def make_lr(h: int, w: int) -> torch.Tensor:
+    return to_tensor(synthetic_scene(h, w, seed=0))
+
+
+def run_once(model, lr: torch.Tensor, opts: InferOptions, dev: torch.device, backoffs: list) -> tuple[float, torch.Tensor]:
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+    t = time.perf_counter()
+    y = upscale_tensor(model, lr, opts, on_backoff=lambda tile, batch: backoffs.append([tile, batch]))
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - t, y
+
+
+def tile_area_ratio(h: int, w: int, tile: int, overlap: int) -> float:
+    ys, xs = tile_starts(h, tile, overlap), tile_starts(w, tile, overlap)
+    return len(ys) * min(tile, h) * len(xs) * min(tile, w) / (h * w)
+
+
+def bench_case(name: str, lr: torch.Tensor, precision: str, dev: torch.device, args) -> dict:
+    model = make_model(name, args.rrdb_blocks)
+    _, _, h, w = lr.shape
+    modes = {"untiled": InferOptions(tile=0, overlap=0, batch=1, device=str(dev), precision=precision),
+             "tiled": InferOptions(tile=args.tile, overlap=args.overlap, batch=args.batch,
+                                   device=str(dev), precision=precision)}
+    times: dict[str, list[float]] = {m: [] for m in modes}
+    peak = {m: 0 for m in modes}
+    outs, backoffs = {}, {m: [] for m in modes}
+    for m, opts in modes.items():
+        run_once(model, lr, opts, dev, backoffs[m])  # warm-up (allocator, cuDNN autotune, thread pools)
+    for _ in range(args.repeats):
+        for m, opts in modes.items():  # alternate, so slow drift hits both modes alike
+            if dev.type == "cuda":
+                torch.cuda.reset_peak_memory_stats()
+            t, outs[m] = run_once(model, lr, opts, dev, backoffs[m])
+            times[m].append(t)
+            if dev.type == "cuda":
+                peak[m] = max(peak[m], torch.cuda.max_memory_allocated())
+    out_mp = h * w * model.scale ** 2 / 1e6
+    med = {m: float(np.median(v)) for m, v in times.items()}
+    area = tile_area_ratio(h, w, args.tile, args.overlap)
+    diff = (outs["tiled"] - outs["untiled"]).abs()
+    mse = float((diff ** 2).mean())
+    res = {"lr": f"{w}x{h}", "output_megapixels": round(out_mp, 3)}
+    for m in modes:
+        res[m] = {"median_s": round(med[m], 4), "output_mp_per_s": round(out_mp / med[m], 4)}
+        if dev.type == "cuda":
+            res[m]["max_memory_allocated_mib"] = round(peak[m] / 2 ** 20, 1)
+        if backoffs[m]:
+            res[m]["oom_backoffs_tile_batch"] = backoffs[m]
+    overhead = med["tiled"] / med["untiled"] - 1
+    res.update(tiling_overhead=round(overhead, 4), target_met=overhead < 0.10,
+               tile_area_ratio=round(area, 4),
+               overhead_beyond_tile_area=round(med["tiled"] / (med["untiled"] * area) - 1, 4),
+               max_abs_diff=float(diff.max()), psnr_tiled_vs_untiled_db=round(10 * math.log10(1 / mse), 2) if mse > 0 else None)
+    return res
+
+
+def _rss_child(name: str, rrdb_blocks: int, opts: InferOptions, queue) -> None:
+    """In a fresh process: peak RSS (KiB on Linux) before and after one tiled 4K inference."""
+    model, lr = make_model(name, rrdb_blocks), make_lr(*LR_4K)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    t = time.perf_counter()
+    upscale_tensor(model, lr, opts)
+    queue.put((before, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, time.perf_counter() - t))
+
+
+def peak_4k(name: str, precision: str, dev: torch.device, args) -> dict:
+    opts = InferOptions(tile=args.tile_4k, overlap=32, batch=args.batch, device=str(dev), precision=precision)
+    res = {"output": "3840x2160", "tile": opts.tile, "overlap": opts.overlap, "batch": opts.batch}
+    if dev.type == "cuda":
+        model, lr = make_model(name, args.rrdb_blocks), make_lr(*LR_4K)
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+        backoffs: list = []
+        t, _ = run_once(model, lr, opts, dev, backoffs)
+        res.update(max_memory_allocated_mib=round(torch.cuda.max_memory_allocated() / 2 ** 20, 1),
+                   seconds=round(t, 3), output_mp_per_s=round(3840 * 2160 / 1e6 / t, 3))
+        if backoffs:
+            res["oom_backoffs_tile_batch"] = backoffs
+        return res
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_rss_child, args=(name, args.rrdb_blocks, opts, queue))
+    proc.start()
+    before, after, t = queue.get()
+    proc.join()
+    res.update(peak_rss_growth_mib=round((after - before) / 1024, 1), peak_rss_mib=round(after / 1024, 1),
+               seconds=round(t, 3), output_mp_per_s=round(3840 * 2160 / 1e6 / t, 3),
+               note="ru_maxrss of a fresh process: a coarse measure (allocator caching, page granularity)")
+    return res
+
+
+def machine(dev: torch.device) -> dict:
+    name = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            name = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    out = {"platform": platform.platform(), "python": platform.python_version(), "cpu": name,
+           "cpu_count": os.cpu_count(), "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
+           "device": str(dev)}
+    if dev.type == "cuda":
+        out["device_name"] = torch.cuda.get_device_name(dev)
+        out["cuda"] = torch.version.cuda
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--device", default="cpu", help="torch device: cpu, cuda, auto")
+    ap.add_argument("--models", default=",".join(MODELS), help="comma-separated, from " + ", ".join(MODELS))
+    ap.add_argument("--lr-size", type=int, default=None,
+                    help="square LR side for every model (default: 192 srrescgan, 128 rrdbnet)")
+    ap.add_argument("--rrdb-blocks", type=int, default=23, help="RRDBNet blocks (23: ESRGAN; fewer for quick runs)")
+    ap.add_argument("--tile", type=int, default=64, help="tile side, LR pixels")
+    ap.add_argument("--overlap", type=int, default=16, help="tile overlap, LR pixels")
+    ap.add_argument("--batch", type=int, default=4, help="tiles per forward pass")
+    ap.add_argument("--precisions", default=None, help="comma-separated fp32,bf16,fp16 (default: fp32 on CPU, fp32,bf16 on CUDA)")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--peak-4k", action=argparse.BooleanOptionalAction, default=None,
+                    help="peak memory of a tiled 3840x2160 output (default: on for CUDA, off for CPU)")
+    ap.add_argument("--tile-4k", type=int, default=InferOptions.tile, help="tile side for --peak-4k")
+    args = ap.parse_args()
+
+    dev = resolve_device(args.device)
+    precisions = (args.precisions or ("fp32,bf16" if dev.type == "cuda" else "fp32")).split(",")
+    do_4k = args.peak_4k if args.peak_4k is not None else dev.type == "cuda"
+    default_size = {"srrescgan": 192, "rrdbnet": 128}
+    res: dict = {"machine": machine(dev),
+                 "settings": {"tile": args.tile, "overlap": args.overlap, "batch": args.batch, "repeats": args.repeats,
+                              "rrdb_blocks": args.rrdb_blocks, "precisions": precisions, "weights": "random (seed 0)"},
+                 "results": {}}
+    for name in args.models.split(","):
+        size = args.lr_size or default_size[name]
+        lr = make_lr(size, size)
+        for p in precisions:
+            key = f"{name}_{p}"
+            res["results"][key] = bench_case(name, lr, p, dev, args)
+            if do_4k:
+                res["results"][key]["peak_4k"] = peak_4k(name, p, dev, args)
+    print(json.dumps(res, indent=2))
+
+
+if __name__ == "__main__":
+    main()

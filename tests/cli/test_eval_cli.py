@@ -1,0 +1,94 @@
+"""`realsr eval` and `realsr upscale` end to end: outputs, exit codes, bad input, 16-bit and alpha."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+
+from realsr.cli.main import main  # noqa: E402
+from realsr.images import read_image, write_png  # noqa: E402
+from realsr.resize import imresize  # noqa: E402
+from realsr.synthetic import synthetic_scene  # noqa: E402
+
+
+def _run(*args) -> int:
+    return main(["-q", *map(str, args)])
+
+
+@pytest.fixture
+def dataset(tmp_path):
+    for sub in ("LR", "HR"):
+        (tmp_path / "ds" / sub).mkdir(parents=True)
+    for i in range(2):
+        hr = synthetic_scene(64, 80, seed=i)
+        write_png(tmp_path / "ds" / "HR" / f"p{i}.png", hr)
+        write_png(tmp_path / "ds" / "LR" / f"p{i}.png", imresize(hr, 0.25))
+    return tmp_path / "ds"
+
+
+def test_eval_writes_the_report_and_flags_a_bad_pair(dataset, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert _run("eval", "bicubic", dataset, "-o", out, "--tile", "12", "--overlap", "4") == 0
+    rep = json.loads((out / "eval.json").read_text())
+    assert rep["counts"] == {"done": 2, "failed": 0} and rep["settings"]["scale"] == 4
+    assert (out / "eval.csv").is_file() and len(list((out / "SR").iterdir())) == 2
+    assert len(list((out / "compare").iterdir())) == 2
+    assert "bicubic x4: psnr" in capsys.readouterr().err
+    (dataset / "HR" / "p1.png").write_bytes(b"not an image")
+    assert _run("eval", "bicubic", dataset / "LR", dataset / "HR", "-o", tmp_path / "o2", "--no-sr", "--no-compare") == 1
+    rep = json.loads((tmp_path / "o2" / "eval.json").read_text())
+    assert [f["name"] for f in rep["failed"]] == ["p1"] and rep["counts"]["done"] == 1
+    assert not (tmp_path / "o2" / "SR").exists()
+
+
+def test_eval_usage_errors_are_one_line(dataset, tmp_path, capsys):
+    torch = pytest.importorskip("torch")
+
+    class Payload:
+        def __reduce__(self):
+            return (print, ("never",))
+
+    torch.save({"x": Payload()}, tmp_path / "evil.pth")
+    cases = [(["eval", tmp_path / "evil.pth", dataset], "full unpickling is refused"),
+             (["eval", "bicubic", dataset, "--arch", "nope"], "unknown architecture"),
+             (["eval", "bicubic", dataset, "--lpips-lin", tmp_path / "evil.pth"], "needs both"),
+             (["eval", "bicubic", dataset, "--tile", "16", "--overlap", "8"], "under half the tile"),
+             (["eval", "bicubic", dataset / "LR"], "pair dataset")]
+    for args, msg in cases:
+        capsys.readouterr()
+        assert _run(*args, "-o", tmp_path / "o") == 2, args
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("realsr: error:") and msg in err[0], err
+
+
+def test_eval_model_of_the_wrong_scale_fails_every_pair_with_the_reason(dataset, tmp_path):
+    assert _run("eval", "bicubic", dataset, "--scale", "2", "-o", tmp_path / "o") == 1
+    rep = json.loads((tmp_path / "o" / "eval.json").read_text())
+    assert all("pair is x4 but the model is x2" in f["reason"] for f in rep["failed"])
+
+
+def test_upscale_keeps_bit_depth_and_alpha_and_skips_done_files(tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    rgba = np.dstack([synthetic_scene(20, 24, seed=1), np.tile(np.linspace(0, 255, 24, dtype=np.uint8), (20, 1))])
+    write_png(src / "rgba.png", rgba)
+    gray16 = (synthetic_scene(16, 18, seed=2)[:, :, 1].astype(np.uint16) * 257)
+    import cv2
+
+    cv2.imwrite(str(src / "gray16.png"), gray16)
+    (src / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 cut")
+    out = tmp_path / "out"
+    assert _run("upscale", "bicubic", "--scale", "2", src, "-o", out) == 1  # one broken input
+    a = read_image(out / "rgba.png", keep_alpha=True)
+    assert a.shape == (40, 48, 4) and a.dtype == np.uint8
+    assert np.abs(a[:, :, 3].astype(int) - np.clip(imresize(rgba[:, :, 3], 2), 0, 255)).max() <= 1
+    g = read_image(out / "gray16.png")
+    assert g.shape == (32, 36, 3) and g.dtype == np.uint16
+    before = (out / "rgba.png").stat().st_mtime_ns
+    (src / "broken.jpg").unlink()
+    assert _run("upscale", "bicubic", "--scale", "2", src / "rgba.png", "-o", out) == 0
+    assert (out / "rgba.png").stat().st_mtime_ns == before
