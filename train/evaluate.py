@@ -147,7 +147,8 @@ def evaluate_pair(model: SRNet, pair: Pair, out_dir: Path, opts: EvalOptions, lp
     if 2 * border >= min(hr.shape[:2]):
         raise ValueError(f"image too small for crop border {border}")
     sr_f = upscale_image(model, lr, opts.infer)
-    bic_f = np.clip(imresize(to_float(lr), s, method="bicubic"), 0.0, 1.0)
+    # MATLAB imresize on the integer image (rounded after each pass), as the published baselines
+    bic_f = to_float(imresize(lr, s, method="bicubic"))
     sr, bic = from_float(sr_f, hr.dtype), from_float(bic_f, hr.dtype)
     rec = {"name": pair.name, **_scores(sr, hr, border, opts, lpips)}
     base = {"name": pair.name, **_scores(bic, hr, border, opts, lpips)}
