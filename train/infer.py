@@ -2,12 +2,14 @@
 device and precision choice, automatic back-off when the GPU runs out of memory.
 
 The LR image stays on the CPU; tiles go to the device in batches and their outputs come back, so the
-full image never needs to sit on the GPU. Tiles are evenly spaced, all of one size, and overlap by at
-least ``overlap`` LR pixels. Each output pixel is a normalised weighted mean of the tiles covering
-it; a tile's weight is 0 within ``overlap / 4`` LR pixels of its inner edges (edges on the image
-border do not count) and ramps linearly to 1 over the next ``overlap / 2``. So every output pixel
-comes from tile content at least ``overlap / 4`` LR pixels from a cut, and for a network whose
-receptive radius is below that, tiled output equals untiled output up to float rounding.
+full image never needs to sit on the GPU. Tiles are evenly spaced, all of one size (the smallest
+that covers the image with the fewest tiles of at most ``tile`` px), and overlap by at least
+``overlap`` LR pixels. Each output pixel is a normalised weighted mean of the tiles covering it; a
+tile's weight is 0 within ``overlap / 3`` LR pixels of its inner edges (edges on the image border do
+not count) and ramps linearly to 1 over the next ``overlap / 3``. So every output pixel comes from
+tile content at least ``overlap / 3`` LR pixels from a cut, and for a network whose receptive
+radius is below that, tiled output equals untiled output up to float rounding. The overlap used is
+raised to ``3 * model.receptive_radius`` where a network declares its radius.
 
 Image-global parts of a network (SRResCGAN's noise estimate and projection) run once on the
 assembled image through ``SRNet.finish``; self-ensemble runs the whole tiled pass on each of the 8
@@ -43,9 +45,9 @@ class InferOptions:
     ``device``: torch device string or "auto"; ``precision``: fp32, bf16, fp16 or "half" (bf16 where
     the GPU supports it, else fp16; fp32 on CPU)."""
 
-    tile: int = 256
-    overlap: int = 32
-    batch: int = 4
+    tile: int = 512
+    overlap: int = 16
+    batch: int = 1
     ensemble: bool = False
     device: str = "auto"
     precision: str = "fp32"
@@ -85,23 +87,26 @@ def resolve_dtype(precision: str, device: torch.device) -> torch.dtype:
     return {"bf16": torch.bfloat16, "fp16": torch.float16}[precision]
 
 
-def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
-    """Evenly spaced start offsets of tiles of size ``min(tile, length)`` covering ``[0, length)``,
-    neighbours sharing at least ``overlap`` pixels."""
+def tile_grid(length: int, tile: int, overlap: int) -> tuple[int, list[int]]:
+    """(size, starts) of the tiles along one axis of ``length`` pixels: the fewest tiles of at most
+    ``tile`` pixels that cover it with neighbours sharing at least ``overlap`` pixels, all of one
+    size (as small as that allows, so little is computed twice), evenly spaced."""
     if tile <= 0 or length <= tile:
-        return [0]
+        return length, [0]
     n = math.ceil((length - overlap) / (tile - overlap))
-    return [round(i * (length - tile) / (n - 1)) for i in range(n)]
+    size = math.ceil((length + (n - 1) * overlap) / n)
+    return size, [(i * (length - size)) // (n - 1) for i in range(n)]
 
 
 def tile_weights(start: int, size: int, length: int, overlap: int, scale: int) -> np.ndarray:
-    """Blend weights (float32) of one tile's ``size * scale`` output pixels along one axis."""
+    """Blend weights (float32) of one tile's ``size * scale`` output pixels along one axis: 0 within
+    ``overlap / 3`` LR px of a cut edge, rising linearly to 1 over the next ``overlap / 3``."""
     pos = start + (np.arange(size * scale) + 0.5) / scale  # output pixel centres in LR units
     inf = np.full_like(pos, np.inf)
     d = np.minimum(pos - start if start > 0 else inf, start + size - pos if start + size < length else inf)
     if overlap == 0:
         return np.ones_like(pos, dtype=np.float32)
-    return np.clip((d - overlap / 4) / (overlap / 2), 0.0, 1.0).astype(np.float32)
+    return np.clip((d - overlap / 3) / (overlap / 3), 0.0, 1.0).astype(np.float32)
 
 
 def _is_oom(e: BaseException) -> bool:
@@ -110,9 +115,10 @@ def _is_oom(e: BaseException) -> bool:
 
 
 def _tiles(h: int, w: int, tile: int, overlap: int) -> Iterator[tuple[int, int, int, int]]:
-    th, tw = min(tile, h) if tile else h, min(tile, w) if tile else w
-    for y in tile_starts(h, tile, overlap):
-        for x in tile_starts(w, tile, overlap):
+    th, ys = tile_grid(h, tile, overlap)
+    tw, xs = tile_grid(w, tile, overlap)
+    for y in ys:
+        for x in xs:
             yield y, x, th, tw
 
 
@@ -173,6 +179,9 @@ def upscale_tensor(model: SRNet, lr: torch.Tensor, options: InferOptions = Infer
     dtype = resolve_dtype(options.precision, device)
     x = lr.float() * model.pixel_range
     tile, batch = options.tile, options.batch
+    overlap = max(options.overlap, 3 * (model.receptive_radius or 0))
+    if tile and 2 * overlap >= tile:
+        overlap = options.overlap
     _, _, h, w = x.shape
     with _model_on(model, device, dtype):
         while True:
@@ -180,7 +189,7 @@ def upscale_tensor(model: SRNet, lr: torch.Tensor, options: InferOptions = Infer
                 modes = range(8) if options.ensemble else range(1)
                 acc = None
                 for m in modes:
-                    y = _dihedral(run_tiled(model, _dihedral(x, m), tile, options.overlap, batch, device, dtype), m, True)
+                    y = _dihedral(run_tiled(model, _dihedral(x, m), tile, overlap, batch, device, dtype), m, True)
                     acc = y if acc is None else acc + y
                 assert acc is not None
                 return (acc / len(modes) / model.pixel_range).clamp(0.0, 1.0)
@@ -193,9 +202,8 @@ def upscale_tensor(model: SRNet, lr: torch.Tensor, options: InferOptions = Infer
                     batch //= 2
                 else:
                     tile = max(MIN_TILE, (tile or max(h, w)) // 2)
-                overlap_ok = options.overlap * 2 < tile
-                if not overlap_ok:
-                    raise UsageError(f"out of memory even with {tile}-px tiles and overlap {options.overlap}; "
+                if overlap * 2 >= tile:
+                    raise UsageError(f"out of memory even with {tile}-px tiles and overlap {overlap}; "
                                      "use a smaller --overlap or another device") from None
                 log.warning("out of memory on %s: retrying with tile %d, batch %d", device, tile, batch)
                 if on_backoff:
