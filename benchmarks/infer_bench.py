@@ -3,8 +3,10 @@ tiled vs untiled through ``realsr.train.infer.upscale_tensor``, in the same proc
 
 For each model and precision: one warm-up run of each mode, then ``--repeats`` runs alternating
 untiled (``tile=0``, one piece) and tiled (``--tile``/``--overlap``/``--batch``); medians are reported.
-``tiling_overhead = tiled_s / untiled_s - 1`` (target: under 0.10). Tiles overlap, so part of the
-overhead is redundant network work, reported as ``tile_area_ratio`` (summed tile area / image area);
+``tiling_overhead = tiled_s / untiled_s - 1`` (target: under 0.10). The tiler may raise the overlap
+to suit a network's receptive radius (SRResCGAN). Tiles overlap, so part of the
+overhead is redundant network work, reported as ``tile_area_ratio`` (LR pixels the network was given,
+tiled over untiled, counted around ``model.local_forward``, so it follows the tiler's layout);
 ``overhead_beyond_tile_area`` is what remains after dividing it out (blending, copies, small batches).
 Also the largest absolute difference and the PSNR (dB, output in [0, 1]) between tiled and untiled
 outputs (null PSNR: identical). RRDBNet's receptive field is larger than any practical overlap, so
@@ -13,13 +15,13 @@ its tiled output is close to, not equal to, the untiled one.
 On CUDA timings are bracketed by ``torch.cuda.synchronize()``, each mode reports
 ``torch.cuda.max_memory_allocated()``, and the default precisions are fp32 and bf16 (CPU: fp32).
 ``--peak-4k`` (default on for CUDA, off for CPU, where it takes minutes) runs a tiled 3840x2160 output
-(960x540 LR, ``--tile-4k``, overlap 32) and reports its peak memory: on CUDA
+(960x540 LR, ``--tile-4k``, ``--overlap``, ``--batch``) and reports its peak memory: on CUDA
 ``max_memory_allocated``; on CPU the growth of the peak RSS (``ru_maxrss``) of a fresh child process
 over its own peak after building the model and the input, a coarse measure (allocator caching, page
 granularity).
 
-    python benchmarks/infer_bench.py                               # CPU, full-size models
-    python benchmarks/infer_bench.py --rrdb-blocks 4 --repeats 2   # CPU, quick
+    python benchmarks/infer_bench.py --models srrescgan --repeats 1                        # CPU, 4K output
+    python benchmarks/infer_bench.py --models rrdbnet --rrdb-blocks 4 --lr-size 640x360    # CPU, quicker
     python benchmarks/infer_bench.py --device cuda                 # GPU: fp32 and bf16, 4K peak memory
 """
 
@@ -38,7 +40,7 @@ import numpy as np
 import torch
 
 from realsr.synthetic import synthetic_scene
-from realsr.train.infer import InferOptions, resolve_device, tile_starts, to_tensor, upscale_tensor
+from realsr.train.infer import InferOptions, resolve_device, to_tensor, upscale_tensor
 from realsr.train.models import build
 
 MODELS = ("srrescgan", "rrdbnet")
@@ -64,13 +66,21 @@ def run_once(model, lr: torch.Tensor, opts: InferOptions, dev: torch.device, bac
     return time.perf_counter() - t, y
 
 
-def tile_area_ratio(h: int, w: int, tile: int, overlap: int) -> float:
-    ys, xs = tile_starts(h, tile, overlap), tile_starts(w, tile, overlap)
-    return len(ys) * min(tile, h) * len(xs) * min(tile, w) / (h * w)
+def count_pixels(model) -> list[int]:
+    """Make ``model.local_forward`` add the LR pixels it is given to the returned one-item list."""
+    seen, inner = [0], model.local_forward
+
+    def counting(x: torch.Tensor) -> torch.Tensor:
+        seen[0] += x.shape[0] * x.shape[2] * x.shape[3]
+        return inner(x)
+
+    model.local_forward = counting
+    return seen
 
 
 def bench_case(name: str, lr: torch.Tensor, precision: str, dev: torch.device, args) -> dict:
     model = make_model(name, args.rrdb_blocks)
+    seen = count_pixels(model)
     _, _, h, w = lr.shape
     modes = {"untiled": InferOptions(tile=0, overlap=0, batch=1, device=str(dev), precision=precision),
              "tiled": InferOptions(tile=args.tile, overlap=args.overlap, batch=args.batch,
@@ -78,8 +88,11 @@ def bench_case(name: str, lr: torch.Tensor, precision: str, dev: torch.device, a
     times: dict[str, list[float]] = {m: [] for m in modes}
     peak = {m: 0 for m in modes}
     outs, backoffs = {}, {m: [] for m in modes}
-    for m, opts in modes.items():
-        run_once(model, lr, opts, dev, backoffs[m])  # warm-up (allocator, cuDNN autotune, thread pools)
+    pixels = {}
+    for m, opts in modes.items():  # warm-up (allocator, cuDNN autotune, thread pools); count network input
+        seen[0] = 0
+        run_once(model, lr, opts, dev, backoffs[m])
+        pixels[m] = seen[0]
     for _ in range(args.repeats):
         for m, opts in modes.items():  # alternate, so slow drift hits both modes alike
             if dev.type == "cuda":
@@ -90,7 +103,7 @@ def bench_case(name: str, lr: torch.Tensor, precision: str, dev: torch.device, a
                 peak[m] = max(peak[m], torch.cuda.max_memory_allocated())
     out_mp = h * w * model.scale ** 2 / 1e6
     med = {m: float(np.median(v)) for m, v in times.items()}
-    area = tile_area_ratio(h, w, args.tile, args.overlap)
+    area = pixels["tiled"] / pixels["untiled"]
     diff = (outs["tiled"] - outs["untiled"]).abs()
     mse = float((diff ** 2).mean())
     res = {"lr": f"{w}x{h}", "output_megapixels": round(out_mp, 3)}
@@ -118,7 +131,7 @@ def _rss_child(name: str, rrdb_blocks: int, opts: InferOptions, queue) -> None:
 
 
 def peak_4k(name: str, precision: str, dev: torch.device, args) -> dict:
-    opts = InferOptions(tile=args.tile_4k, overlap=32, batch=args.batch, device=str(dev), precision=precision)
+    opts = InferOptions(tile=args.tile_4k, overlap=args.overlap, batch=args.batch, device=str(dev), precision=precision)
     res = {"output": "3840x2160", "tile": opts.tile, "overlap": opts.overlap, "batch": opts.batch}
     if dev.type == "cuda":
         model, lr = make_model(name, args.rrdb_blocks), make_lr(*LR_4K)
@@ -163,12 +176,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cpu", help="torch device: cpu, cuda, auto")
     ap.add_argument("--models", default=",".join(MODELS), help="comma-separated, from " + ", ".join(MODELS))
-    ap.add_argument("--lr-size", type=int, default=None,
-                    help="square LR side for every model (default: 192 srrescgan, 128 rrdbnet)")
+    ap.add_argument("--lr-size", default="960x540",
+                    help="LR size WxH (or N for NxN); the default makes a 4K (3840x2160) x4 output")
     ap.add_argument("--rrdb-blocks", type=int, default=23, help="RRDBNet blocks (23: ESRGAN; fewer for quick runs)")
-    ap.add_argument("--tile", type=int, default=64, help="tile side, LR pixels")
-    ap.add_argument("--overlap", type=int, default=16, help="tile overlap, LR pixels")
-    ap.add_argument("--batch", type=int, default=4, help="tiles per forward pass")
+    ap.add_argument("--tile", type=int, default=InferOptions.tile, help="tile side, LR pixels (library default)")
+    ap.add_argument("--overlap", type=int, default=InferOptions.overlap, help="tile overlap, LR pixels (library default)")
+    ap.add_argument("--batch", type=int, default=InferOptions.batch, help="tiles per forward pass")
     ap.add_argument("--precisions", default=None, help="comma-separated fp32,bf16,fp16 (default: fp32 on CPU, fp32,bf16 on CUDA)")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--peak-4k", action=argparse.BooleanOptionalAction, default=None,
@@ -179,14 +192,14 @@ def main() -> None:
     dev = resolve_device(args.device)
     precisions = (args.precisions or ("fp32,bf16" if dev.type == "cuda" else "fp32")).split(",")
     do_4k = args.peak_4k if args.peak_4k is not None else dev.type == "cuda"
-    default_size = {"srrescgan": 192, "rrdbnet": 128}
+    w, _, h = args.lr_size.partition("x")
+    size_w, size_h = int(w), int(h or w)
     res: dict = {"machine": machine(dev),
                  "settings": {"tile": args.tile, "overlap": args.overlap, "batch": args.batch, "repeats": args.repeats,
                               "rrdb_blocks": args.rrdb_blocks, "precisions": precisions, "weights": "random (seed 0)"},
                  "results": {}}
     for name in args.models.split(","):
-        size = args.lr_size or default_size[name]
-        lr = make_lr(size, size)
+        lr = make_lr(size_h, size_w)
         for p in precisions:
             key = f"{name}_{p}"
             res["results"][key] = bench_case(name, lr, p, dev, args)

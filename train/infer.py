@@ -162,12 +162,17 @@ def _dihedral(x: torch.Tensor, mode: int, inverse: bool = False) -> torch.Tensor
 
 @contextlib.contextmanager
 def _model_on(model: SRNet, device: torch.device, dtype: torch.dtype) -> Iterator[SRNet]:
+    """The model in eval mode on ``device`` in ``dtype``; its mode, device and dtype are restored after."""
     was_training = model.training
+    first = next(iter(model.parameters()), None)
+    home = None if first is None else (first.device, first.dtype)
     model.eval()
     try:
         yield model.to(device=device, dtype=dtype)
     finally:
         model.train(was_training)
+        if home is not None:
+            model.to(device=home[0], dtype=home[1])
 
 
 def upscale_tensor(model: SRNet, lr: torch.Tensor, options: InferOptions = InferOptions(),

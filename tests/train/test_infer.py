@@ -170,3 +170,9 @@ def test_cuda_half_matches_cpu(lr_image):
     gpu = upscale_tensor(m, x, InferOptions(tile=32, overlap=12, device="cuda"))
     half = upscale_tensor(m, x, InferOptions(tile=32, overlap=12, device="cuda", precision="half"))
     assert (cpu - gpu).abs().max() < 1e-3 and _psnr_f(cpu, half) > 35
+
+
+def test_the_model_keeps_its_dtype_and_mode_after_inference():
+    m = models.build("srrescgan", depth=1).train()
+    upscale_tensor(m, torch.rand(1, 3, 12, 12), InferOptions(tile=0, precision="bf16"))
+    assert m.training and all(p.dtype == torch.float32 for p in m.parameters())
