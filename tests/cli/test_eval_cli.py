@@ -92,3 +92,18 @@ def test_upscale_keeps_bit_depth_and_alpha_and_skips_done_files(tmp_path):
     (src / "broken.jpg").unlink()
     assert _run("upscale", "bicubic", "--scale", "2", src / "rgba.png", "-o", out) == 0
     assert (out / "rgba.png").stat().st_mtime_ns == before
+
+
+def test_eval_protocol_options_reach_the_report(dataset, tmp_path):
+    out = tmp_path / "o"
+    assert _run("eval", "bicubic", dataset, "-o", out, "--rgb", "--round-y", "--crop-border", "3", "--half",
+                "--batch", "2", "--tile", "10", "--overlap", "2", "--compare-size", "16", "--no-sr") == 0
+    rep = json.loads((out / "eval.json").read_text())
+    assert rep["conventions"]["channel"] == "RGB" and rep["conventions"]["crop_border"] == 3
+    assert rep["conventions"]["round_y"] is True
+    assert rep["settings"]["precision"] == "half" and rep["settings"]["tile"] == 10
+    panel = read_image(out / "compare" / "p0.png")
+    assert panel.shape[1] == 4 * 16 + 3 * 4
+    y = json.loads(((tmp_path / "y") / "eval.json").read_text()) if _run(
+        "eval", "bicubic", dataset, "-o", tmp_path / "y", "--no-sr", "--no-compare") == 0 else None
+    assert y is not None and y["mean"]["psnr"] != rep["mean"]["psnr"]  # Y and RGB differ
