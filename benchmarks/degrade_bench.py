@@ -29,9 +29,9 @@ from realsr.degrade.jpeg import jpeg_numpy
 from realsr.degrade.kernel_family import make_kernel
 from realsr.degrade.kernels import analytic_x4, gaussian_kernel, shift_to_convention
 from realsr.degrade.pipeline import gaussian_field, poisson_noise, tile_noise
-from realsr.degrade.pool import Pool
+from realsr.degrade.pool import Pool, write_synthetic_pool
 from realsr.degrade.recipes import ModeParams
-from realsr.images import from_float, read_image, to_float, write_png
+from realsr.images import from_float, read_image, to_float
 from realsr.resize import _integer_downscale_kernel, modcrop
 from realsr.synthetic import synthetic_scene
 
@@ -49,19 +49,8 @@ def load_images(n: int) -> list[np.ndarray]:
 
 def make_pool(folder: Path) -> Pool:
     """An x4 pool shaped like a real one: an anisotropic KernelGAN-size kernel, 256-px noise patches."""
-    (folder / "kernels").mkdir(parents=True, exist_ok=True)
-    (folder / "noise").mkdir(exist_ok=True)
     k2 = shift_to_convention(gaussian_kernel(13, 1.4, 0.9, 0.4), 2)
-    np.save(folder / "kernels" / "k_x4.npy", analytic_x4(k2).astype(np.float32))
-    rng = np.random.default_rng(0)
-    noise = []
-    for i in range(4):
-        write_png(folder / "noise" / f"n_{i}.png", np.clip(120 + rng.normal(0, 3, (256, 256, 3)), 0, 255).astype(np.uint8))
-        noise.append({"file": f"noise/n_{i}.png", "y": 0, "x": 0, "gray_var": 9.0, "gray_mean": 120.0})
-    src = {"name": "k", "file": "k.png", "status": "ok", "reason": None,
-           "kernel": {"name": "k", "file": "kernels/k_x4.npy", "size": 25}, "noise": noise}
-    Pool(4, {}, {"k": src}, folder).save(folder / "pool.json")
-    return Pool.load(folder)
+    return write_synthetic_pool(folder, analytic_x4(k2), n_noise=4, noise_size=256, level=120.0)
 
 
 def _correlate(x: np.ndarray, k: np.ndarray) -> np.ndarray:

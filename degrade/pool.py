@@ -199,3 +199,27 @@ def merge_pool_shards(folder: str | os.PathLike, require_names: Iterable[str] | 
     """Merge ``pool.shard-K-of-N.json`` files (and an existing ``pool.json``) into ``pool.json`` once
     they cover ``require_names``; returns the merged pool or None."""
     return merge_shard_files(folder, POOL_STEM, Pool.load, merge_pools, lambda p: p.sources, require_names)
+
+
+def write_synthetic_pool(folder: str | os.PathLike, kernel_x4: np.ndarray, n_noise: int, noise_size: int,
+                         level: float = 128.0, sigma: float = 3.0, name: str = "k", seed: int = 0) -> Pool:
+    """A hand-made x4 pool in ``folder`` for tests and benchmarks: one source ``name`` with the
+    kernel ``kernel_x4`` and ``n_noise`` flat noise patches (``noise_size`` px, grey ``level`` plus
+    Gaussian noise of ``sigma`` levels, 8-bit). Returns the loaded pool."""
+    from realsr.images import write_png
+
+    folder = Path(folder)
+    (folder / "kernels").mkdir(parents=True, exist_ok=True)
+    (folder / "noise").mkdir(exist_ok=True)
+    np.save(folder / "kernels" / f"{name}_x4.npy", np.asarray(kernel_x4, np.float32))
+    rng = np.random.default_rng(seed)
+    noise = []
+    for i in range(n_noise):
+        patch = np.clip(level + rng.normal(0, sigma, (noise_size, noise_size, 3)), 0, 255).astype(np.uint8)
+        write_png(folder / "noise" / f"{name}_{i}.png", patch)
+        noise.append({"file": f"noise/{name}_{i}.png", "y": 0, "x": 0, "gray_var": sigma ** 2, "gray_mean": level})
+    src = {"name": name, "file": f"{name}.png", "status": "ok", "reason": None,
+           "kernel": {"name": name, "file": f"kernels/{name}_x4.npy", "size": int(np.shape(kernel_x4)[0])},
+           "noise": noise}
+    Pool(4, {}, {name: src}, folder).save(folder / "pool.json")
+    return Pool.load(folder)

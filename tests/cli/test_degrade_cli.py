@@ -13,7 +13,7 @@ import pytest
 from realsr.cli.main import main
 from realsr.degrade.degrade_pair import regenerate
 from realsr.degrade.kernels import gaussian_kernel, shift_to_convention
-from realsr.degrade.pool import Pool
+from realsr.degrade.pool import Pool, write_synthetic_pool
 from realsr.images import read_image, write_png
 from realsr.synthetic import synthetic_scene
 
@@ -38,18 +38,7 @@ def hr_dir(tmp_path_factory) -> Path:
 def pool_dir(tmp_path_factory) -> Path:
     """A hand-made x4 pool: one kernel, two noise patches."""
     d = tmp_path_factory.mktemp("pool")
-    (d / "kernels").mkdir()
-    (d / "noise").mkdir()
-    k4 = shift_to_convention(gaussian_kernel(25, 2.5), 4)
-    np.save(d / "kernels" / "a_x4.npy", k4.astype(np.float32))
-    rng = np.random.default_rng(0)
-    noise = []
-    for i in range(2):
-        write_png(d / "noise" / f"a_{i}.png", np.clip(128 + rng.normal(0, 3, (48, 48, 3)), 0, 255).astype(np.uint8))
-        noise.append({"file": f"noise/a_{i}.png", "y": 0, "x": 0, "gray_var": 9.0, "gray_mean": 128.0})
-    src = {"name": "a", "file": "a.png", "status": "ok", "reason": None,
-           "kernel": {"name": "a", "file": "kernels/a_x4.npy", "size": 31}, "noise": noise}
-    Pool(4, {}, {"a": src}, d).save(d / "pool.json")
+    write_synthetic_pool(d, shift_to_convention(gaussian_kernel(25, 2.5), 4), n_noise=2, noise_size=48, name="a")
     return d
 
 
