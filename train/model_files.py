@@ -113,11 +113,9 @@ def load_model(spec: str | os.PathLike, arch: str | None = None, scale: int | No
                              f"(known: {', '.join(n for n in names() if n != 'bicubic')})", path)
         arch, args = found
     else:
-        cls = arch_class(arch)
-        state_args = cls.args_from_state(cls.map_state(state))
+        state_args = arch_class(arch).args_from_state(arch_class(arch).map_state(state))
         if scale is not None and "scale" in state_args and state_args["scale"] != scale:
             raise UsageError(f"the weights are x{state_args['scale']}, but x{scale} was asked for", path)
         args = {**state_args, **({"scale": scale} if scale is not None else {})}
     args.update(arch_args)
-    cls = arch_class(arch)
-    return _load_into(build(arch, **args), cls.map_state(state), path).eval()
+    return _load_into(build(arch, **args), arch_class(arch).map_state(state), path).eval()

@@ -135,16 +135,16 @@ class SRResCGAN(SRNet):
         x_up = self.upsample(x)
         return torch.cat([x_up, self.model(x_up)], dim=1)
 
+    def _residual(self, x_up: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """``clip(x_up - P(z), 0, 255)`` with sigma from ``x_up``: the image-global part."""
+        return (x_up - l2_project(z, wmad_sigma(x_up), self.alpha.to(z.device))).clamp(0.0, 255.0)
+
     def finish(self, y: torch.Tensor) -> torch.Tensor:
-        c = self.channels
-        x_up, z = y[:, :c], y[:, c:]
-        p = l2_project(z, wmad_sigma(x_up), self.alpha.detach().to(y.device))
-        return (x_up - p).clamp(0.0, 255.0)
+        return self._residual(y[:, :self.channels], y[:, self.channels:])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x_up = self.upsample(x)
-        z = self.model(x_up)
-        return (x_up - l2_project(z, wmad_sigma(x_up), self.alpha)).clamp(0.0, 255.0)
+        return self._residual(x_up, self.model(x_up))
 
     @classmethod
     def args_from_state(cls, state: dict[str, torch.Tensor]) -> dict[str, Any]:
