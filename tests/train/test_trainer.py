@@ -1,0 +1,252 @@
+"""The training engine: data order, EMA, schedules, resume equality, NaN stop, full disk, bad input."""
+
+from __future__ import annotations
+
+import errno
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from realsr.errors import UsageError
+from realsr.images import write_png
+from realsr.train import checkpoint as ckpt
+from realsr.train.config import from_dict
+from realsr.train.data import CropDataset, SampleOrder, load_items
+from realsr.train.trainer import Trainer, TrainingError, ema_update, lr_factor
+from realsr.train.weights import read_safetensors
+
+
+def block_pairs(folder: Path, n: int = 3, lr_size: int = 24, scale: int = 4, seed: int = 0) -> Path:
+    """A pair dataset whose HR is its LR blown up into constant scale x scale blocks, so every
+    aligned crop, flip and transpose keeps LR == HR[::scale, ::scale] exactly."""
+    rng = np.random.default_rng(seed)
+    for sub in ("HR", "LR"):
+        (folder / sub).mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        lr = rng.integers(0, 256, (lr_size, lr_size + 4 * i, 3), dtype=np.uint8)
+        write_png(folder / "LR" / f"p{i}.png", lr)
+        write_png(folder / "HR" / f"p{i}.png", lr.repeat(scale, 0).repeat(scale, 1))
+    (folder / "manifest.json").write_text(json.dumps({"format": "realsr-pairs", "version": 1, "scale": scale, "pairs": []}))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def pairs(tmp_path_factory) -> Path:
+    return block_pairs(tmp_path_factory.mktemp("pairs"))
+
+
+def tiny(train: Path, **sections) -> dict:
+    tree = {"name": "t", "scale": 4, "seed": 3,
+            "model": {"arch": "rrdbnet", "args": {"nf": 8, "nb": 1, "gc": 4}},
+            "data": {"train": str(train), "patch_size": 32, "batch_size": 4, "workers": 0},
+            "optim": {"iterations": 6, "ema": 0.9, "schedule": {"type": "multistep", "milestones": [3], "gamma": 0.5}},
+            "log": {"every": 1, "val_every": 0, "save_every": 3, "progress": False, "tensorboard": False}}
+    for k, v in sections.items():
+        tree.setdefault(k, {})
+        if isinstance(v, dict):
+            tree[k].update(v)
+        else:
+            tree[k] = v
+    return tree
+
+
+def losses_of(run: Path) -> list[tuple[int, dict]]:
+    recs = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines()]
+    return [(r["iteration"], r["losses"]) for r in recs if "losses" in r]
+
+
+# ------------------------------------------------------------------------------------- data
+def test_sample_order_splits_the_same_samples_over_processes():
+    one = SampleOrder(8, 2, 0, 1, start_iteration=5)
+    it1 = iter(one)
+    single = [next(it1) for _ in range(4)]  # iterations 5 and 6, two micro-batches each
+    assert single[0] == list(range(40, 44)) and single[2] == list(range(48, 52))
+    ranks = [iter(SampleOrder(8, 2, r, 2, start_iteration=5)) for r in range(2)]
+    per = [[next(r) for _ in range(4)] for r in ranks]
+    for k in range(4):
+        assert sorted(per[0][k] + per[1][k]) == single[k]
+    with pytest.raises(UsageError, match="multiple of optim.accumulate x processes"):
+        SampleOrder(6, 2, 0, 2)
+
+
+def test_crops_are_aligned_and_deterministic(pairs):
+    items = load_items(pairs, 4, 32, paired=True, in_memory=True)
+    ds = CropDataset(items, 4, 32, seed=1)
+    seen = set()
+    for g in range(40):
+        s = ds[g]
+        assert s["hr"].shape == (3, 32, 32) and s["lr"].shape == (3, 8, 8) and s["hr"].dtype == torch.float32
+        assert torch.equal(s["lr"], s["hr"][:, ::4, ::4])
+        assert torch.equal(ds[g]["hr"], s["hr"])  # same g, same sample
+        seen.add(ds.image_index(g))
+    assert seen == {0, 1, 2}
+    # every epoch visits every image once
+    assert sorted(ds.image_index(g) for g in range(3, 6)) == [0, 1, 2]
+    lazy = CropDataset(load_items(pairs, 4, 32, paired=True, in_memory=False), 4, 32, seed=1)
+    assert torch.equal(lazy[7]["hr"], ds[7]["hr"])
+
+
+def test_bad_training_data(tmp_path, pairs):
+    with pytest.raises(UsageError, match="training data folder not found"):
+        load_items(tmp_path / "missing", 4, 32, True, True)
+    with pytest.raises(UsageError, match=r"scale mismatch: the data is x4 .* scale is 2"):
+        load_items(pairs, 2, 32, True, True)
+    with pytest.raises(UsageError, match="needs HR/ and LR/"):
+        load_items(pairs / "HR", 4, 32, True, True)
+    # wrong-size pair without a manifest
+    bad = block_pairs(tmp_path / "bad", n=1)
+    (bad / "manifest.json").unlink()
+    write_png(bad / "HR" / "p0.png", np.zeros((48, 48, 3), np.uint8))
+    with pytest.raises(UsageError, match="scale mismatch in pair p0"):
+        load_items(bad, 4, 32, True, True)
+    # unreadable and too-small images are skipped, the rest used
+    mixed = block_pairs(tmp_path / "mixed", n=2)
+    (mixed / "LR" / "p1.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    write_png(mixed / "LR" / "tiny.png", np.zeros((4, 4, 3), np.uint8))
+    write_png(mixed / "HR" / "tiny.png", np.zeros((16, 16, 3), np.uint8))
+    assert [i.name for i in load_items(mixed, 4, 32, True, True)] == ["p0"]
+    with pytest.raises(UsageError, match="no usable training images"):
+        load_items(mixed, 4, 512, True, True)
+
+
+# ------------------------------------------------------------------------------ small pieces
+def test_ema_update_rule():
+    torch.manual_seed(0)
+    model, ema = torch.nn.Linear(3, 2), torch.nn.Linear(3, 2)
+    before = [p.detach().clone() for p in ema.parameters()]
+    ema_update(ema, model, 0.9)
+    for b, p, e in zip(before, model.parameters(), ema.parameters()):
+        assert torch.allclose(e, 0.9 * b + 0.1 * p.detach(), atol=1e-7)
+
+
+def test_lr_schedules():
+    c = from_dict({"optim": {"iterations": 100, "schedule": {"type": "multistep", "milestones": [10, 20], "gamma": 0.5, "warmup": 4}}})
+    assert [lr_factor(i, c) for i in (0, 3, 4, 9, 10, 19, 20, 99)] == [0.25, 1.0, 1.0, 1.0, 0.5, 0.5, 0.25, 0.25]
+    c = from_dict({"optim": {"iterations": 100, "schedule": {"type": "cosine", "eta_min": 0.1}}})
+    assert lr_factor(0, c) == pytest.approx(1.0) and lr_factor(100, c) == pytest.approx(0.1)
+    assert lr_factor(50, c) == pytest.approx(0.1 + 0.9 * 0.5)
+
+
+# ------------------------------------------------------------------------------- the engine
+def _vgg_file(tmp: Path) -> Path:
+    from realsr.train.vgg import vgg19_features
+
+    torch.manual_seed(0)
+    path = tmp / "vgg19_random.pth"
+    torch.save({f"features.{k}": v for k, v in vgg19_features(9).state_dict().items()}, path)
+    return path
+
+
+def test_resume_after_a_kill_continues_exactly(tmp_path, pairs, monkeypatch):
+    """GAN + perceptual + EMA + multistep: a run killed in iteration 5 and resumed from its
+    iteration-3 checkpoint logs the same losses and ends with the same weights as one that never stopped."""
+    vgg = _vgg_file(tmp_path)
+    tree = tiny(pairs, discriminator={"arch": "patchgan", "args": {"ndf": 8, "n_layers": 2}},
+                losses={"pixel": {"weight": 0.5}, "perceptual": {"weight": 0.1, "layers": {"relu2_2": 1.0}, "vgg_weights": str(vgg)},
+                        "gan": {"weight": 0.01, "kind": "ragan"}, "tv": {"weight": 0.01}})
+    cfg = from_dict(tree)
+    Trainer(cfg, tmp_path / "a").run()
+
+    real_step = Trainer.train_step
+
+    def killed(self, micro):
+        if self.iteration == 4:
+            raise KeyboardInterrupt
+        return real_step(self, micro)
+
+    monkeypatch.setattr(Trainer, "train_step", killed)
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(cfg, tmp_path / "b").run()
+    monkeypatch.setattr(Trainer, "train_step", real_step)
+    assert [i for i, _ in ckpt.list_checkpoints(tmp_path / "b" / "checkpoints")] == [3]
+    with pytest.raises(UsageError, match="already holds a run"):
+        Trainer(cfg, tmp_path / "b")
+    Trainer(cfg, tmp_path / "b", resume=True).run()
+
+    a, b = losses_of(tmp_path / "a"), losses_of(tmp_path / "b")
+    assert [i for i, _ in b] == [1, 2, 3, 4, 5, 6]
+    assert a == b
+    assert set(a[0][1]) >= {"pixel", "perceptual", "gan", "tv", "d", "d_real", "d_fake"}
+    wa, _ = read_safetensors(tmp_path / "a" / "model.safetensors")
+    wb, meta = read_safetensors(tmp_path / "b" / "model.safetensors")
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert json.loads(meta["extra"])["iteration"] == 6 and meta["arch"] == "rrdbnet"
+    # the checkpoint holds everything a resume needs and loads with weights_only
+    st = ckpt.read_checkpoint(ckpt.list_checkpoints(tmp_path / "b" / "checkpoints")[-1][1])
+    assert {"generator", "ema", "discriminator", "opt_g", "opt_d", "sched_g", "sched_d", "scaler", "rng"} <= set(st)
+    assert (tmp_path / "b" / "curves.png").is_file()
+
+
+def test_nan_stops_with_the_term_and_iteration(tmp_path, pairs, monkeypatch):
+    import realsr.train.trainer as tr
+
+    real = tr.pixel_loss
+    calls = {"n": 0}
+
+    def sometimes_nan(a, b, kind="l1"):
+        calls["n"] += 1
+        v = real(a, b, kind)
+        return v * float("nan") if calls["n"] == 2 else v
+
+    monkeypatch.setattr(tr, "pixel_loss", sometimes_nan)
+    cfg = from_dict(tiny(pairs, log={"every": 4, "save_every": 100}))
+    with pytest.raises(TrainingError, match=r"loss term 'pixel' is nan at iteration 2"):
+        Trainer(cfg, tmp_path / "run").run()
+    assert not ckpt.list_checkpoints(tmp_path / "run" / "checkpoints")  # nothing non-finite saved
+
+
+def test_full_disk_while_saving_keeps_the_previous_checkpoint(tmp_path, pairs, monkeypatch):
+    real_save = torch.save
+    calls = {"n": 0}
+
+    def full_disk(obj, f, *a, **k):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            f.write(b"partial")
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_save(obj, f, *a, **k)
+
+    monkeypatch.setattr(ckpt.torch, "save", full_disk)
+    cfg = from_dict(tiny(pairs))
+    with pytest.raises(OSError, match="No space left"):
+        Trainer(cfg, tmp_path / "run").run()
+    folder = tmp_path / "run" / "checkpoints"
+    assert [i for i, _ in ckpt.list_checkpoints(folder)] == [3]
+    assert ckpt.read_checkpoint(folder / "iter_00000003.pt")["iteration"] == 3
+    assert not [p for p in folder.iterdir() if p.name.startswith(".realsr-tmp-")]
+    monkeypatch.setattr(ckpt.torch, "save", real_save)
+    assert Trainer(cfg, tmp_path / "run", resume=True).run()["iteration"] == 6
+
+
+def test_damaged_newest_checkpoint_falls_back(tmp_path, pairs):
+    cfg = from_dict(tiny(pairs, log={"keep": 3}))
+    Trainer(cfg, tmp_path / "run").run()
+    (tmp_path / "run" / "checkpoints" / "iter_00000006.pt").write_bytes(b"truncated")
+    t = Trainer(cfg, tmp_path / "run", resume=True)
+    assert t.iteration == 3
+
+
+def test_missing_data_and_nothing_to_resume(tmp_path, pairs):
+    with pytest.raises(UsageError, match="training data folder not found"):
+        Trainer(from_dict(tiny(tmp_path / "nowhere")), tmp_path / "r1")
+    with pytest.raises(UsageError, match="nothing to resume"):
+        Trainer(from_dict(tiny(pairs)), tmp_path / "r2", resume=True)
+    with pytest.raises(UsageError, match="no training data"):
+        Trainer(from_dict(tiny(pairs, data={"train": None})), tmp_path / "r3")
+
+
+def test_accumulation_equals_the_whole_batch(tmp_path, pairs):
+    """Two micro-batches of 2 give the gradient of one batch of 4 (same samples)."""
+    grads = []
+    for acc in (1, 2):
+        t = Trainer(from_dict(tiny(pairs, optim={"accumulate": acc})), tmp_path / f"acc{acc}")
+        stream = t.batches(0)
+        for a in range(acc):
+            t.forward_backward(next(stream), 0, a)
+        grads.append({n: p.grad.clone() for n, p in t.G.named_parameters()})
+    for n in grads[0]:
+        a, b = grads[0][n], grads[1][n]
+        assert (a - b).abs().max() <= 1e-4 * a.abs().max(), n  # float32 summation order only

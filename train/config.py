@@ -1,0 +1,403 @@
+"""Training configuration: a typed tree of dataclasses read from YAML, validated, with defaults.
+
+``load_config(path, overrides)`` reads a YAML file, applies ``key.sub=value`` overrides (values are
+parsed as YAML: ``optim.lr=1e-4``, ``model.args={num_block: 4}``) and returns a :class:`TrainConfig`.
+Unknown keys, wrong types and impossible values raise :class:`~realsr.errors.UsageError` naming the
+key (``losses.pixel.wieght: unknown key (known: kind, weight)``). ``to_dict`` gives the resolved
+tree that every run writes to ``RUN/config.yaml``.
+
+Units: ``data.patch_size`` is in HR pixels; ``data.batch_size`` is the *effective* batch (all
+processes and accumulation steps together), so a recipe means the same on 1 or 8 GPUs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import yaml
+
+from realsr.errors import UsageError
+
+
+@dataclass
+class ModelConfig:
+    #: registry name (``realsr.train.models.names()``)
+    arch: str = "rrdbnet"
+    #: architecture arguments (besides ``scale``)
+    args: dict = field(default_factory=dict)
+    #: weights to start from: a realsr model file, an official checkpoint or a training checkpoint
+    init: Optional[str] = None
+
+
+@dataclass
+class DiscriminatorConfig:
+    #: ``vgg128``, ``patchgan``, ``unet``; null = no discriminator (no GAN loss)
+    arch: Optional[str] = None
+    args: dict = field(default_factory=dict)
+    init: Optional[str] = None
+
+
+@dataclass
+class DegradationConfig:
+    """On-the-fly degradation of HR crops on the training device (the LR folder is then not used)."""
+
+    #: ``pool`` (Impressionism kernels [+ noise]), ``classic``, ``highorder`` or ``bicubic``
+    mode: str = "bicubic"
+    #: pool folder (pool.json) for ``mode: pool``
+    pool: Optional[str] = None
+    #: add the pool's noise in ``pool`` mode
+    pool_noise: bool = True
+    #: overrides of the mode's parameter ranges (``realsr.degrade.recipes`` ClassicParams / HighOrderParams)
+    params: dict = field(default_factory=dict)
+    #: round the LR to 8-bit levels, as a saved LR file would be
+    quantize: bool = True
+
+
+@dataclass
+class DataConfig:
+    #: pair dataset (HR/ + LR/) or, with ``degradation``, a folder of HR images (or DATASET/HR)
+    train: Optional[str] = None
+    #: validation pairs (HR/ + LR/); null = no validation
+    val: Optional[str] = None
+    #: HR crop side in pixels (a multiple of the scale)
+    patch_size: int = 128
+    #: effective batch size (summed over processes and accumulation steps)
+    batch_size: int = 16
+    #: random horizontal flips and 90-degree rotations (with transposes), as BasicSR's augment()
+    flip: bool = True
+    rotate: bool = True
+    #: keep decoded images in memory (else read from disk per sample)
+    in_memory: bool = True
+    #: data loader worker processes per training process
+    workers: int = 2
+    prefetch: int = 4
+    #: inject zero-mean noise crops from this pool into the LR (Impressionism's noiseDataset)
+    noise_pool: Optional[str] = None
+    degradation: Optional[DegradationConfig] = None
+    #: validate on at most this many images (0 = all) ...
+    val_images: int = 0
+    #: ... each cropped to its centre, at most this many HR pixels per side (0 = whole image)
+    val_crop: int = 0
+
+
+@dataclass
+class PixelLossConfig:
+    weight: float = 1.0
+    #: ``l1``, ``l2`` or ``charbonnier``
+    kind: str = "l1"
+
+
+@dataclass
+class PerceptualLossConfig:
+    weight: float = 0.0
+    #: layer name -> weight (``conv5_4`` = before ReLU, ``relu5_4`` = after)
+    layers: dict = field(default_factory=lambda: {"conv5_4": 1.0})
+    #: a torchvision-format VGG19 state dict (``vgg19-dcbb9e9d.pth``) or safetensors; needed when weight > 0
+    vgg_weights: Optional[str] = None
+    #: ``l1``, ``l2`` or ``fro``
+    criterion: str = "l1"
+    use_input_norm: bool = True
+
+
+@dataclass
+class GanLossConfig:
+    weight: float = 0.0
+    #: ``ragan`` (relativistic average), ``vanilla``, ``lsgan`` or ``hinge``
+    kind: str = "ragan"
+
+
+@dataclass
+class TvLossConfig:
+    weight: float = 0.0
+    kind: str = "l1"
+
+
+@dataclass
+class LossConfig:
+    pixel: PixelLossConfig = field(default_factory=PixelLossConfig)
+    perceptual: PerceptualLossConfig = field(default_factory=PerceptualLossConfig)
+    gan: GanLossConfig = field(default_factory=GanLossConfig)
+    tv: TvLossConfig = field(default_factory=TvLossConfig)
+
+
+@dataclass
+class OptimizerConfig:
+    #: ``adam`` or ``adamw``
+    type: str = "adam"
+    lr: float = 2e-4
+    betas: list = field(default_factory=lambda: [0.9, 0.99])
+    weight_decay: float = 0.0
+
+
+@dataclass
+class ScheduleConfig:
+    #: ``multistep``, ``cosine`` or ``constant``
+    type: str = "multistep"
+    #: multistep: iterations at which the rate is multiplied by ``gamma``
+    milestones: list = field(default_factory=list)
+    gamma: float = 0.5
+    #: cosine: the final rate as a fraction of the base rate
+    eta_min: float = 1e-7
+    #: linear warm-up from 0 over this many iterations
+    warmup: int = 0
+
+
+@dataclass
+class OptimConfig:
+    iterations: int = 1000
+    generator: OptimizerConfig = field(default_factory=OptimizerConfig)
+    discriminator: OptimizerConfig = field(default_factory=OptimizerConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    #: clip the generator's (and discriminator's) gradient norm; 0 = off
+    grad_clip: float = 0.0
+    #: micro-batches per optimiser step (the effective batch is split into them)
+    accumulate: int = 1
+    #: decay of the exponential moving average of the generator weights; 0 = no EMA
+    ema: float = 0.999
+    #: no discriminator/GAN loss before this iteration (BasicSR's net_d_init_iters)
+    gan_start: int = 0
+
+
+@dataclass
+class EngineConfig:
+    #: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``
+    device: str = "auto"
+    #: ``fp32``, ``bf16`` or ``fp16`` autocast (CUDA only; fp32 elsewhere)
+    precision: str = "fp32"
+    #: channels_last memory format: ``auto`` = on CUDA
+    channels_last: str = "auto"
+    #: torch.compile the generator (and discriminator)
+    compile: bool = False
+    #: deterministic algorithms (slower on CUDA; CPU runs are deterministic anyway)
+    deterministic: bool = False
+
+
+@dataclass
+class LogConfig:
+    #: log losses every N iterations (also the NaN/Inf check interval)
+    every: int = 10
+    #: validate every N iterations (0 = only at the end)
+    val_every: int = 500
+    #: write a checkpoint every N iterations (and at the end)
+    save_every: int = 500
+    #: checkpoints kept (oldest removed)
+    keep: int = 2
+    #: validation sample crops saved per validation
+    samples: int = 4
+    #: HR side of the saved sample crops
+    sample_size: int = 128
+    #: progress bar
+    progress: bool = True
+    #: TensorBoard event files in RUN/tensorboard when the package is installed
+    tensorboard: bool = True
+
+
+@dataclass
+class TrainConfig:
+    name: str = "run"
+    scale: int = 4
+    seed: int = 0
+    model: ModelConfig = field(default_factory=ModelConfig)
+    discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    losses: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    engine: EngineConfig = field(default_factory=EngineConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+
+
+_CHOICES = {
+    "data.degradation.mode": ("pool", "classic", "highorder", "bicubic"),
+    "losses.pixel.kind": ("l1", "l2", "charbonnier"),
+    "losses.perceptual.criterion": ("l1", "l2", "fro"),
+    "losses.gan.kind": ("ragan", "vanilla", "lsgan", "hinge"),
+    "losses.tv.kind": ("l1", "l2"),
+    "optim.generator.type": ("adam", "adamw"),
+    "optim.discriminator.type": ("adam", "adamw"),
+    "optim.schedule.type": ("multistep", "cosine", "constant"),
+    "engine.precision": ("fp32", "bf16", "fp16"),
+    "engine.channels_last": ("auto", "on", "off"),
+}
+
+
+def _type_name(t: Any) -> str:
+    return getattr(t, "__name__", str(t))
+
+
+def _convert(value: Any, tp: Any, key: str) -> Any:
+    """``value`` checked against (and mildly coerced to) the annotation ``tp``."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if value is None:
+            return None
+        return _convert(value, args[0], key)
+    if dataclasses.is_dataclass(tp):
+        if value is None:
+            value = {}
+        if not isinstance(value, dict):
+            raise UsageError(f"config key {key}: expected a mapping, got {value!r}")
+        return _build(tp, value, key + ".")
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):  # YAML 1.1 reads "1e-4" as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+    elif tp is list:
+        if isinstance(value, (list, tuple)):
+            return list(value)
+    elif tp is dict:
+        if isinstance(value, dict):
+            return dict(value)
+    if value is None:
+        raise UsageError(f"config key {key}: may not be null (expected {_type_name(tp)})")
+    raise UsageError(f"config key {key}: expected {_type_name(tp)}, got {type(value).__name__} {value!r}")
+
+
+def _build(cls: type, data: dict, prefix: str = "") -> Any:
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = [k for k in data if k not in names]
+    if unknown:
+        raise UsageError(f"config key {prefix}{unknown[0]}: unknown key (known: {', '.join(names)})")
+    kwargs = {k: _convert(v, hints[k], prefix + k) for k, v in data.items()}
+    obj = cls(**kwargs)
+    for f in dataclasses.fields(cls):  # nested defaults that arrived as None from YAML
+        key = prefix + f.name
+        if key in _CHOICES and getattr(obj, f.name) not in _CHOICES[key]:
+            raise UsageError(f"config key {key}: {getattr(obj, f.name)!r} is not one of {', '.join(_CHOICES[key])}")
+    return obj
+
+
+def _set(tree: dict, dotted: str, value: Any) -> None:
+    parts = dotted.split(".")
+    node = tree
+    for p in parts[:-1]:
+        if node.get(p) is None:
+            node[p] = {}
+        if not isinstance(node[p], dict):
+            raise UsageError(f"override {dotted}: {p} is not a mapping")
+        node = node[p]
+    node[parts[-1]] = value
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``"optim.lr=1e-4"`` -> ``("optim.lr", 1e-4)``; the value is read as YAML."""
+    if "=" not in text:
+        raise UsageError(f"override {text!r} is not key=value")
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    if not key:
+        raise UsageError(f"override {text!r} has no key")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return key, value
+
+
+def from_dict(data: dict, overrides: list[str] | tuple[str, ...] = ()) -> TrainConfig:
+    """A validated :class:`TrainConfig` from a plain mapping plus ``key=value`` overrides."""
+    tree = _plain(data)
+    for text in overrides:
+        _set(tree, *parse_override(text))
+    cfg = _build(TrainConfig, tree)
+    check(cfg)
+    return cfg
+
+
+def _plain(data: Any) -> Any:
+    return {k: _plain(v) for k, v in data.items()} if isinstance(data, dict) else data
+
+
+def load_config(path: str | os.PathLike | None, overrides: list[str] | tuple[str, ...] = ()) -> TrainConfig:
+    """Read a YAML config (None: all defaults) and apply ``key=value`` overrides."""
+    data: Any = {}
+    if path is not None:
+        try:
+            data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        except FileNotFoundError:
+            raise UsageError("config file not found", path) from None
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise UsageError(f"cannot read config: {first}", path) from None
+        if not isinstance(data, dict):
+            raise UsageError("config file must hold a YAML mapping", path)
+    try:
+        return from_dict(data, overrides)
+    except UsageError as e:
+        if path is not None and e.path is None:
+            e.path = os.fspath(path)
+        raise
+
+
+def check(cfg: TrainConfig) -> None:
+    """Consistency rules that single fields cannot express."""
+    def bad(msg: str) -> None:
+        raise UsageError(f"config: {msg}")
+
+    if cfg.scale < 1:
+        bad(f"scale must be >= 1, got {cfg.scale}")
+    d = cfg.data
+    if d.patch_size < cfg.scale or d.patch_size % cfg.scale:
+        bad(f"data.patch_size ({d.patch_size}) must be a positive multiple of the scale ({cfg.scale})")
+    if d.batch_size < 1:
+        bad("data.batch_size must be >= 1")
+    if cfg.optim.accumulate < 1 or d.batch_size % cfg.optim.accumulate:
+        bad(f"data.batch_size ({d.batch_size}) must be a multiple of optim.accumulate ({cfg.optim.accumulate})")
+    if cfg.optim.iterations < 1:
+        bad("optim.iterations must be >= 1")
+    if not 0 <= cfg.optim.ema < 1:
+        bad(f"optim.ema must be in [0, 1), got {cfg.optim.ema}")
+    if d.workers < 0 or d.prefetch < 1:
+        bad("data.workers must be >= 0 and data.prefetch >= 1")
+    if d.degradation is not None and d.degradation.mode == "pool" and not d.degradation.pool:
+        bad("data.degradation.mode is pool but data.degradation.pool is not set")
+    if cfg.losses.gan.weight > 0 and not cfg.discriminator.arch:
+        bad("losses.gan.weight > 0 needs discriminator.arch")
+    if cfg.losses.perceptual.weight > 0 and not cfg.losses.perceptual.vgg_weights:
+        bad("losses.perceptual.weight > 0 needs losses.perceptual.vgg_weights (a local VGG19 file; nothing is downloaded)")
+    for k in ("pixel", "perceptual", "gan", "tv"):
+        if getattr(cfg.losses, k).weight < 0:
+            bad(f"losses.{k}.weight must be >= 0")
+    if not any(getattr(cfg.losses, k).weight > 0 for k in ("pixel", "perceptual", "gan", "tv")):
+        bad("every loss weight is 0")
+    for name in ("generator", "discriminator"):
+        o = getattr(cfg.optim, name)
+        if len(o.betas) != 2 or o.lr <= 0:
+            bad(f"optim.{name}: lr must be > 0 and betas two numbers")
+    s = cfg.optim.schedule
+    if any(not isinstance(m, int) for m in s.milestones):
+        bad("optim.schedule.milestones must be integers")
+    for k in ("every", "keep", "sample_size"):
+        if getattr(cfg.log, k) < 1:
+            bad(f"log.{k} must be >= 1")
+
+
+def to_dict(cfg: TrainConfig) -> dict:
+    """The resolved configuration as a plain mapping (what ``RUN/config.yaml`` holds)."""
+    return dataclasses.asdict(cfg)
+
+
+def dump_yaml(cfg: TrainConfig) -> str:
+    return yaml.safe_dump(to_dict(cfg), sort_keys=False, default_flow_style=None)

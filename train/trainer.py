@@ -1,0 +1,600 @@
+"""The training engine behind ``realsr train``: one class, :class:`Trainer`, that runs a
+:class:`~realsr.train.config.TrainConfig` into a run folder (ARCHITECTURE.md):
+
+``RUN/config.yaml`` (resolved), ``RUN/log.jsonl``, ``RUN/checkpoints/iter_*.pt``,
+``RUN/model.safetensors`` (EMA weights when EMA is on), ``RUN/model_best.safetensors`` (best
+validation PSNR), ``RUN/samples/*.png`` (bicubic | SR | HR crops), ``RUN/curves.png``.
+
+One iteration = ``optim.accumulate`` micro-batches per process, then one optimiser step of the
+generator (and of the discriminator when a GAN loss is on). The generator step uses the
+discriminator before its update and the discriminator step uses the SR batch from before the
+generator update (BasicSR's order). Distributed runs (``torchrun``) wrap both networks in DDP; the
+generator's adversarial term runs through the unwrapped discriminator, whose gradients are not
+wanted there. Loss terms are checked for NaN/Inf at every log step (no per-iteration device sync);
+a bad value stops the run naming the term and iteration, before anything is saved.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import logging
+import math
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+
+from realsr.atomic import write_bytes_atomic
+from realsr.errors import RealsrError, UsageError
+from realsr.images import write_png
+
+from . import checkpoint as ckpt
+from .config import TrainConfig, dump_yaml, to_dict
+from .curves import draw_curves
+from .data import CropDataset, NoiseInjection, OnlineDegradation, SampleOrder, load_items, load_val, make_loader
+from .infer import InferOptions, resolve_device, upscale_image
+from .losses import PerceptualLoss, discriminator_adv_loss, generator_adv_loss, pixel_loss, tv_loss
+from .metrics import psnr, ssim
+from .model_files import load_model, save_model
+from .models import SRNet, build
+from .models.discriminators import build_discriminator
+
+log = logging.getLogger("realsr.train")
+
+
+class TrainingError(RealsrError):
+    """The run cannot go on (NaN/Inf loss ...); checkpoints written so far are intact."""
+
+
+# ------------------------------------------------------------------------------ small utilities
+def unwrap(m: nn.Module) -> nn.Module:
+    """The plain module inside DDP / torch.compile wrappers."""
+    while True:
+        if hasattr(m, "module") and isinstance(m.module, nn.Module):
+            m = m.module
+        elif hasattr(m, "_orig_mod"):
+            m = m._orig_mod
+        else:
+            return m
+
+
+@torch.no_grad()
+def ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
+    """``ema_p <- decay * ema_p + (1 - decay) * p`` for every parameter (BasicSR's ``model_ema``);
+    buffers are copied."""
+    e_params = [p for p in ema.parameters()]
+    m_params = [p.detach() for p in model.parameters()]
+    torch._foreach_mul_(e_params, decay)
+    torch._foreach_add_(e_params, m_params, alpha=1 - decay)
+    for eb, mb in zip(ema.buffers(), model.buffers()):
+        eb.copy_(mb)
+
+
+def lr_factor(it: int, cfg: TrainConfig) -> float:
+    """Learning-rate multiplier at iteration ``it`` (0-based): linear warm-up, then multistep
+    (x ``gamma`` at each milestone passed) or cosine down to ``eta_min`` at the last iteration."""
+    s = cfg.optim.schedule
+    if s.warmup and it < s.warmup:
+        return (it + 1) / s.warmup
+    if s.type == "multistep":
+        return s.gamma ** sum(1 for m in s.milestones if it >= m)
+    if s.type == "cosine":
+        span = max(1, cfg.optim.iterations - s.warmup)
+        t = min(1.0, (it - s.warmup) / span)
+        return s.eta_min + (1 - s.eta_min) * 0.5 * (1 + math.cos(math.pi * t))
+    return 1.0
+
+
+def _optimizer(params: Any, o: Any) -> torch.optim.Optimizer:
+    cls = torch.optim.AdamW if o.type == "adamw" else torch.optim.Adam
+    return cls(params, lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
+
+
+def _dist_info() -> tuple[int, int, int]:
+    """(rank, world size, local rank) from torchrun's environment (0, 1, 0 alone)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    return int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def init_generator_weights(model: SRNet, spec: str) -> None:
+    """Load ``spec`` into ``model``: a realsr training checkpoint (its EMA weights when present), a
+    realsr model file, or an official checkpoint (through the architecture's key map)."""
+    if ckpt.is_checkpoint_file(spec):
+        c = ckpt.read_checkpoint(spec)
+        state = c.get("ema") or c["generator"]
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as e:
+            raise UsageError(f"the checkpoint's generator does not fit this model ({str(e).splitlines()[0]})", spec) from None
+        return
+    loaded = load_model(spec, model.arch, model.scale, **{k: v for k, v in model.arch_args.items() if k != "scale"})
+    model.load_state_dict(loaded.state_dict())
+
+
+def _to8(a: np.ndarray) -> np.ndarray:
+    """uint8 view of a uint8/uint16 image (16-bit rounded to 8-bit levels)."""
+    return a if a.dtype == np.uint8 else np.clip(np.floor(a / 257.0 + 0.5), 0, 255).astype(np.uint8)
+
+
+# ------------------------------------------------------------------------------------- trainer
+class Trainer:
+    """Builds everything a run needs from ``cfg``; :meth:`run` trains to ``cfg.optim.iterations``.
+
+    ``resume``: continue from the newest readable checkpoint in ``RUN/checkpoints``. A run folder
+    that already holds checkpoints is refused without ``resume`` or ``overwrite``.
+    """
+
+    def __init__(self, cfg: TrainConfig, run_dir: str | os.PathLike, resume: bool = False,
+                 overwrite: bool = False, progress: bool = True):
+        self.cfg, self.run_dir = cfg, Path(run_dir)
+        self.rank, self.world, self.local_rank = _dist_info()
+        self.main = self.rank == 0
+        self.progress = progress and cfg.log.progress and self.main
+        self.ckpt_dir = self.run_dir / "checkpoints"
+        self._setup_device()
+        self._prepare_folder(resume, overwrite)
+        if cfg.engine.deterministic:
+            torch.use_deterministic_algorithms(True, warn_only=True)
+            torch.backends.cudnn.benchmark = False
+        elif self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+        torch.manual_seed(cfg.seed)
+
+        # networks
+        s = cfg.scale
+        self.G: SRNet = build(cfg.model.arch, scale=s, **cfg.model.args)
+        if cfg.model.init and not self._resume_state:
+            init_generator_weights(self.G, cfg.model.init)
+        self.use_gan = cfg.losses.gan.weight > 0
+        self.D: nn.Module | None = None
+        if self.use_gan:
+            self.D = build_discriminator(cfg.discriminator.arch, **cfg.discriminator.args)
+            if cfg.discriminator.init and not self._resume_state:
+                from .weights import load_state
+
+                try:
+                    self.D.load_state_dict(load_state(cfg.discriminator.init, "discriminator weights"))
+                except RuntimeError as e:
+                    raise UsageError(f"discriminator weights do not fit ({str(e).splitlines()[0]})", cfg.discriminator.init) from None
+        self.G.to(self.device).train()
+        if self.D is not None:
+            self.D.to(self.device).train()
+        self.channels_last = cfg.engine.channels_last == "on" or (cfg.engine.channels_last == "auto" and self.device.type == "cuda")
+        if self.channels_last:
+            self.G.to(memory_format=torch.channels_last)
+            if self.D is not None:
+                self.D.to(memory_format=torch.channels_last)
+        self.ema: SRNet | None = None
+        if cfg.optim.ema > 0:
+            self.ema = copy.deepcopy(self.G).eval()
+            for p in self.ema.parameters():
+                p.requires_grad_(False)
+
+        # optimisation
+        self.opt_g = _optimizer(self.G.parameters(), cfg.optim.generator)
+        self.sched_g = torch.optim.lr_scheduler.LambdaLR(self.opt_g, lambda it: lr_factor(it, cfg))
+        self.opt_d = self.sched_d = None
+        if self.D is not None:
+            self.opt_d = _optimizer(self.D.parameters(), cfg.optim.discriminator)
+            self.sched_d = torch.optim.lr_scheduler.LambdaLR(self.opt_d, lambda it: lr_factor(it, cfg))
+        cuda = self.device.type == "cuda"
+        self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.engine.precision) if cuda else None
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
+
+        # losses
+        L = cfg.losses
+        self.perceptual = None
+        if L.perceptual.weight > 0:
+            self.perceptual = PerceptualLoss(dict(L.perceptual.layers), L.perceptual.vgg_weights,
+                                             criterion=L.perceptual.criterion,
+                                             use_input_norm=L.perceptual.use_input_norm).to(self.device)
+
+        # state from a checkpoint
+        self.iteration = 0
+        self.best: dict[str, Any] = {}
+        if self._resume_state:
+            self._load_state(self._resume_state)
+            self._resume_state = None
+
+        # wrappers
+        self.G_train: nn.Module = self.G
+        self.D_train: nn.Module | None = self.D
+        if cfg.engine.compile:
+            self.G_train = torch.compile(self.G_train)
+            if self.D_train is not None:
+                self.D_train = torch.compile(self.D_train)
+        if self.world > 1:
+            ids = [self.device.index] if cuda else None
+            self.G_train = nn.parallel.DistributedDataParallel(self.G_train, device_ids=ids)
+            if self.D_train is not None:
+                self.D_train = nn.parallel.DistributedDataParallel(self.D_train, device_ids=ids)
+
+        # data
+        d = cfg.data
+        if not d.train:
+            raise UsageError("no training data: set data.train in the config or give --train-data")
+        self.degrade = None
+        if d.degradation is not None:
+            g = d.degradation
+            self.degrade = OnlineDegradation(g.mode, s, cfg.seed, self.device, g.pool, g.pool_noise, g.params, g.quantize)
+        self.noise = NoiseInjection(d.noise_pool, cfg.seed, self.device) if d.noise_pool else None
+        items = load_items(d.train, s, d.patch_size, paired=self.degrade is None, in_memory=d.in_memory)
+        self.dataset = CropDataset(items, s, d.patch_size, cfg.seed, d.flip, d.rotate)
+        self.val = load_val(d.val, s, d.val_images, d.val_crop) if (d.val and self.main) else []
+        self._pending: list[tuple[int, torch.Tensor]] = []
+        self._term_names: list[str] = []
+        self._writer = None
+        if self.main and cfg.log.tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self._writer = SummaryWriter(str(self.run_dir / "tensorboard"))
+            except Exception:  # noqa: BLE001 -- TensorBoard is optional
+                self._writer = None
+
+    # ------------------------------------------------------------------------------ set-up
+    def _setup_device(self) -> None:
+        spec = self.cfg.engine.device
+        if self.world > 1:
+            if not dist.is_initialized():
+                backend = "nccl" if (spec != "cpu" and torch.cuda.is_available()) else "gloo"
+                dist.init_process_group(backend)
+            if dist.get_backend() == "nccl":
+                torch.cuda.set_device(self.local_rank)
+                self.device = torch.device("cuda", self.local_rank)
+                return
+            self.device = torch.device("cpu")
+            return
+        self.device = resolve_device(spec)
+
+    def _barrier(self) -> None:
+        if self.world > 1:
+            dist.barrier()
+
+    def _prepare_folder(self, resume: bool, overwrite: bool) -> None:
+        self._resume_state = None
+        have = ckpt.list_checkpoints(self.ckpt_dir)
+        if resume:
+            found = ckpt.latest_checkpoint(self.ckpt_dir)
+            if found is None:
+                raise UsageError("nothing to resume: no readable checkpoint", self.ckpt_dir)
+            self._resume_state, path = found
+            log.info("resuming from %s", path)
+        elif have or (self.run_dir / "log.jsonl").exists():
+            if not overwrite:
+                raise UsageError("the run folder already holds a run: use --resume to continue it or "
+                                 "--overwrite to start again", self.run_dir)
+            if self.main:
+                for name in ("checkpoints", "samples", "tensorboard"):
+                    shutil.rmtree(self.run_dir / name, ignore_errors=True)
+                for name in ("log.jsonl", "curves.png", "model.safetensors", "model_best.safetensors"):
+                    (self.run_dir / name).unlink(missing_ok=True)
+        self._barrier()
+        if self.main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            write_bytes_atomic(self.run_dir / "config.yaml", dump_yaml(self.cfg).encode())
+            if resume:
+                self._truncate_log(int(self._resume_state["iteration"]))
+
+    def _truncate_log(self, iteration: int) -> None:
+        """Drop log records after ``iteration`` (the killed run's steps that the checkpoint lacks)
+        and any torn last line."""
+        path = self.run_dir / "log.jsonl"
+        if not path.exists():
+            return
+        keep = []
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if rec.get("iteration", 0) <= iteration:
+                keep.append(line)
+        write_bytes_atomic(path, ("\n".join(keep) + "\n" if keep else "").encode())
+
+    # ---------------------------------------------------------------------------- state
+    def state(self) -> dict[str, Any]:
+        """Everything needed to continue exactly (see :mod:`realsr.train.checkpoint`)."""
+        rng: dict[str, Any] = {"torch": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state(self.device)
+        return {
+            "iteration": self.iteration, "config": to_dict(self.cfg), "world": self.world,
+            "generator": self.G.state_dict(), "ema": self.ema.state_dict() if self.ema else None,
+            "discriminator": self.D.state_dict() if self.D is not None else None,
+            "opt_g": self.opt_g.state_dict(), "sched_g": self.sched_g.state_dict(),
+            "opt_d": self.opt_d.state_dict() if self.opt_d else None,
+            "sched_d": self.sched_d.state_dict() if self.sched_d else None,
+            "scaler": self.scaler.state_dict(), "rng": rng, "best": self.best,
+        }
+
+    def _load_state(self, st: dict[str, Any]) -> None:
+        try:
+            self.G.load_state_dict(st["generator"])
+            if self.ema is not None:
+                self.ema.load_state_dict(st["ema"] if st.get("ema") else st["generator"])
+            if self.D is not None:
+                if st.get("discriminator") is None:
+                    raise KeyError("discriminator")
+                self.D.load_state_dict(st["discriminator"])
+                self.opt_d.load_state_dict(st["opt_d"])
+                self.sched_d.load_state_dict(st["sched_d"])
+            self.opt_g.load_state_dict(st["opt_g"])
+            self.sched_g.load_state_dict(st["sched_g"])
+            if st.get("scaler"):
+                self.scaler.load_state_dict(st["scaler"])
+        except (KeyError, RuntimeError, ValueError) as e:
+            raise UsageError(f"the checkpoint does not fit this configuration ({str(e).splitlines()[0]})",
+                             self.ckpt_dir) from None
+        self.iteration = int(st["iteration"])
+        self.best = dict(st.get("best") or {})
+        torch.set_rng_state(st["rng"]["torch"])
+        if "cuda" in st["rng"] and self.device.type == "cuda":
+            torch.cuda.set_rng_state(st["rng"]["cuda"], self.device)
+
+    # --------------------------------------------------------------------------- one step
+    def batches(self, start: int) -> Iterator[dict[str, Any]]:
+        """Micro-batches for this process from iteration ``start`` on (``accumulate`` per iteration)."""
+        d = self.cfg.data
+        order = SampleOrder(d.batch_size, self.cfg.optim.accumulate, self.rank, self.world, start)
+        loader = make_loader(self.dataset, order, d.workers, d.prefetch, pin=self.device.type == "cuda")
+        return iter(loader)
+
+    def _inputs(self, batch: dict[str, Any], it: int, micro: int) -> tuple[torch.Tensor, torch.Tensor]:
+        nb = self.device.type == "cuda"
+        hr = batch["hr"].to(self.device, non_blocking=nb)
+        key = (it, micro, self.rank)
+        if self.degrade is not None:
+            lr = self.degrade(hr, key)
+        else:
+            lr = batch["lr"].to(self.device, non_blocking=nb)
+        if self.noise is not None:
+            lr = self.noise(lr, key)
+        if self.channels_last:
+            hr = hr.contiguous(memory_format=torch.channels_last)
+            lr = lr.contiguous(memory_format=torch.channels_last)
+        return lr, hr
+
+    def _autocast(self) -> Any:
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def forward_backward(self, batch: dict[str, Any], it: int, micro: int) -> dict[str, torch.Tensor]:
+        """Losses of one micro-batch, back-propagated (scaled by 1/accumulate) into the generator's
+        and discriminator's gradients; returns the (detached, unscaled) loss terms."""
+        cfg, L = self.cfg, self.cfg.losses
+        acc = cfg.optim.accumulate
+        last = micro == acc - 1
+        lr, hr = self._inputs(batch, it, micro)
+        pr = self.G.pixel_range
+        gan_on = self.use_gan and it >= cfg.optim.gan_start
+        sync_g = self.G_train.no_sync() if (self.world > 1 and not last) else contextlib.nullcontext()
+        terms: dict[str, torch.Tensor] = {}
+        with sync_g:
+            with self._autocast():
+                sr = self.G_train(lr * pr) / pr if pr != 1 else self.G_train(lr)
+                parts = []
+                if L.pixel.weight > 0:
+                    terms["pixel"] = L.pixel.weight * pixel_loss(sr.float(), hr, L.pixel.kind)
+                if self.perceptual is not None:
+                    terms["perceptual"] = L.perceptual.weight * self.perceptual(sr.float(), hr)
+                if L.tv.weight > 0:
+                    terms["tv"] = L.tv.weight * tv_loss(sr.float(), L.tv.kind)
+                if gan_on:
+                    d_raw = unwrap(self.D)
+                    for p in d_raw.parameters():
+                        p.requires_grad_(False)
+                    fake = d_raw(sr).float()
+                    real = d_raw(hr).float().detach() if L.gan.kind == "ragan" else None
+                    terms["gan"] = L.gan.weight * generator_adv_loss(L.gan.kind, fake, real)
+                    for p in d_raw.parameters():
+                        p.requires_grad_(True)
+                parts = list(terms.values())
+                total = torch.stack(parts).sum()
+            self.scaler.scale(total / acc).backward()
+        if gan_on:
+            sync_d = self.D_train.no_sync() if (self.world > 1 and not last) else contextlib.nullcontext()
+            with sync_d:
+                with self._autocast():
+                    real = self.D_train(hr).float()
+                    fake = self.D_train(sr.detach()).float()
+                    d_loss = discriminator_adv_loss(L.gan.kind, real, fake)
+                self.scaler.scale(d_loss / acc).backward()
+            terms["d"] = d_loss
+            terms["d_real"] = real.mean()
+            terms["d_fake"] = fake.mean()
+        return {k: v.detach() for k, v in terms.items()}
+
+    def _step(self, opt: torch.optim.Optimizer, params: Any) -> None:
+        if self.cfg.optim.grad_clip > 0:
+            self.scaler.unscale_(opt)
+            torch.nn.utils.clip_grad_norm_(params, self.cfg.optim.grad_clip)
+        self.scaler.step(opt)
+
+    def train_step(self, micro_batches: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        """One iteration on ``accumulate`` micro-batches: gradients, optimiser steps, schedulers, EMA."""
+        it = self.iteration
+        self.opt_g.zero_grad(set_to_none=True)
+        if self.opt_d is not None:
+            self.opt_d.zero_grad(set_to_none=True)
+        sums: dict[str, torch.Tensor] = {}
+        for a, b in enumerate(micro_batches):
+            for k, v in self.forward_backward(b, it, a).items():
+                sums[k] = sums.get(k, 0) + v / len(micro_batches)
+        self._step(self.opt_g, self.G.parameters())
+        if "d" in sums:
+            self._step(self.opt_d, self.D.parameters())
+        self.scaler.update()
+        self.sched_g.step()
+        if self.sched_d is not None:
+            self.sched_d.step()
+        if self.ema is not None:
+            ema_update(self.ema, self.G, self.cfg.optim.ema)
+        self.iteration += 1
+        return sums
+
+    # -------------------------------------------------------------------------- checks, logs
+    def _check_finite(self) -> dict[str, float]:
+        """Mean of the loss terms since the last check (averaged over processes); raises
+        :class:`TrainingError` naming the first non-finite term and its iteration."""
+        if not self._pending:
+            return {}
+        names = sorted({k for _, t in self._pending for k in t})
+        vals = torch.stack([torch.stack([t.get(k, torch.zeros((), device=self.device)).float() for k in names])
+                            for _, t in self._pending])
+        bad = ~torch.isfinite(vals)
+        if self.world > 1:
+            flag = bad.any().float().reshape(1)
+            dist.all_reduce(flag)
+            if flag.item() and not bad.any():
+                raise TrainingError("a non-finite loss on another process; see its message")
+        if bad.any():
+            i, j = (int(v) for v in bad.nonzero()[0])
+            it = self._pending[i][0]
+            raise TrainingError(f"loss term '{names[j]}' is {vals[i, j].item()} at iteration {it + 1}; "
+                                f"nothing was saved after the last checkpoint (lower the learning rate, "
+                                f"enable optim.grad_clip, or resume with --resume)")
+        mean = vals.mean(0)
+        if self.world > 1:
+            dist.all_reduce(mean)
+            mean /= self.world
+        self._pending = []
+        return dict(zip(names, mean.tolist()))
+
+    def _log(self, rec: dict[str, Any]) -> None:
+        if not self.main:
+            return
+        with open(self.run_dir / "log.jsonl", "a", encoding="utf-8") as f:
+            f.write(json.dumps(rec, allow_nan=True) + "\n")
+        if self._writer is not None:
+            for k, v in (rec.get("losses") or {}).items():
+                self._writer.add_scalar(f"loss/{k}", v, rec["iteration"])
+            for k, v in (rec.get("val") or {}).items():
+                if isinstance(v, (int, float)):
+                    self._writer.add_scalar(f"val/{k}", v, rec["iteration"])
+
+    def _records(self) -> list[dict[str, Any]]:
+        path = self.run_dir / "log.jsonl"
+        out = []
+        if path.exists():
+            for line in path.read_text(encoding="utf-8").splitlines():
+                with contextlib.suppress(json.JSONDecodeError):
+                    out.append(json.loads(line))
+        return out
+
+    def _draw_curves(self) -> None:
+        if self.main:
+            write_png(self.run_dir / "curves.png", draw_curves(self._records()))
+
+    # --------------------------------------------------------------------------- validation
+    def inference_model(self) -> SRNet:
+        """The weights to validate and publish: the EMA copy when EMA is on."""
+        return self.ema if self.ema is not None else self.G
+
+    def validate(self) -> dict[str, Any]:
+        """PSNR / SSIM (Y, border = scale; the eval protocol) of the inference model on the
+        validation pairs, with the MATLAB-bicubic baseline; saves sample crops."""
+        from realsr.resize import imresize
+
+        model = self.inference_model()
+        s = self.cfg.scale
+        opts = InferOptions(tile=512, overlap=16, device=str(self.device))
+        rows = []
+        samples = self.run_dir / "samples"
+        for i, p in enumerate(self.val):
+            sr = upscale_image(model, p.lr, opts)
+            sr8 = np.clip(np.floor(sr * 255 + 0.5), 0, 255).astype(np.uint8)
+            hr8, bic8 = _to8(p.hr), _to8(imresize(p.lr, scale=s))
+            rows.append((psnr(sr8, hr8, s), ssim(sr8, hr8, s), psnr(bic8, hr8, s)))
+            if i < self.cfg.log.samples:
+                c = self.cfg.log.sample_size
+                h, w = hr8.shape[:2]
+                y, x = max(0, (h - c) // 2), max(0, (w - c) // 2)
+                crop = np.concatenate([a[y:y + c, x:x + c] for a in (bic8, sr8, hr8)], axis=1)
+                write_png(samples / f"{self.iteration:08d}_{p.name}.png", crop)
+        arr = np.array(rows, dtype=np.float64)
+        return {"psnr": float(arr[:, 0].mean()), "ssim": float(arr[:, 1].mean()),
+                "psnr_bicubic": float(arr[:, 2].mean()), "images": len(rows)}
+
+    # --------------------------------------------------------------------------- saving
+    def _meta(self) -> dict[str, Any]:
+        return {"run": self.cfg.name, "iteration": self.iteration, "ema": self.ema is not None}
+
+    def save(self) -> None:
+        """Checkpoint + ``model.safetensors`` (rank 0); every process waits for it."""
+        if self.main:
+            ckpt.save_checkpoint(self.ckpt_dir, self.state(), self.cfg.log.keep)
+            save_model(self.run_dir / "model.safetensors", self.inference_model(), self._meta())
+        self._barrier()
+
+    def _validate_and_log(self) -> None:
+        if self.main and self.val:
+            v = self.validate()
+            if not self.best or v["psnr"] > self.best.get("psnr", -math.inf):
+                self.best = {"psnr": v["psnr"], "iteration": self.iteration}
+                save_model(self.run_dir / "model_best.safetensors", self.inference_model(),
+                           dict(self._meta(), val_psnr=v["psnr"]))
+            self._log({"iteration": self.iteration, "val": v, "best": self.best})
+            log.info("iteration %d: validation PSNR %.3f dB (bicubic %.3f), SSIM %.4f",
+                     self.iteration, v["psnr"], v["psnr_bicubic"], v["ssim"])
+        self._barrier()
+
+    # --------------------------------------------------------------------------- the loop
+    def run(self) -> dict[str, Any]:
+        """Train from the current iteration to ``optim.iterations``; returns a summary."""
+        cfg = self.cfg
+        total = cfg.optim.iterations
+        start = self.iteration
+        t0 = time.perf_counter()
+        if start >= total:
+            log.info("the run is already at iteration %d of %d", start, total)
+        bar = None
+        if self.progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=total, initial=start, desc=cfg.name, unit="it", dynamic_ncols=True)
+        stream = self.batches(start) if start < total else iter(())
+        last_t, last_it = time.perf_counter(), start
+        try:
+            while self.iteration < total:
+                micro = [next(stream) for _ in range(cfg.optim.accumulate)]
+                terms = self.train_step(micro)
+                self._pending.append((self.iteration - 1, terms))
+                it = self.iteration
+                done = it == total
+                if it % cfg.log.every == 0 or done or it % cfg.log.save_every == 0:
+                    means = self._check_finite()
+                    now = time.perf_counter()
+                    speed = (it - last_it) / max(now - last_t, 1e-9)
+                    last_t, last_it = now, it
+                    self._log({"iteration": it, "losses": means, "lr": self.opt_g.param_groups[0]["lr"],
+                               "it_s": speed, "time": now - t0})
+                    if bar is not None:
+                        bar.set_postfix({k: f"{v:.4g}" for k, v in means.items() if k in ("pixel", "perceptual", "gan", "d")})
+                if (cfg.log.val_every and it % cfg.log.val_every == 0) or done:
+                    self._validate_and_log()
+                if it % cfg.log.save_every == 0 or done:
+                    self.save()
+                    self._draw_curves()
+                if bar is not None:
+                    bar.update(1)
+        finally:
+            if bar is not None:
+                bar.close()
+            if self._writer is not None:
+                self._writer.close()
+        return {"iteration": self.iteration, "seconds": time.perf_counter() - t0, "best": self.best,
+                "run": str(self.run_dir)}
+
+    def close(self) -> None:
+        if self.world > 1 and dist.is_initialized():
+            dist.destroy_process_group()
