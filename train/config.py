@@ -33,6 +33,9 @@ class ModelConfig:
     args: dict = field(default_factory=dict)
     #: weights to start from: a realsr model file, an official checkpoint or a training checkpoint
     init: Optional[str] = None
+    #: false: load only the tensors whose names and shapes fit (e.g. x4 from an x2 model: the
+    #: upsampler stays freshly initialised); true: every tensor must fit
+    init_strict: bool = True
 
 
 @dataclass
@@ -110,6 +113,9 @@ class GanLossConfig:
     weight: float = 0.0
     #: ``ragan`` (relativistic average), ``vanilla``, ``lsgan`` or ``hinge``
     kind: str = "ragan"
+    #: ragan discriminator step: detach the other side's mean (BasicSR's two half-backwards) instead
+    #: of letting the gradient flow through both means (ESRGAN/mmsr code, Real-SR); same value
+    d_detach_means: bool = False
 
 
 @dataclass
@@ -144,6 +150,11 @@ class ScheduleConfig:
     gamma: float = 0.5
     #: cosine: the final rate as a fraction of the base rate
     eta_min: float = 1e-7
+    #: cosine with restarts (BasicSR's CosineAnnealingRestartLR): cycle lengths in iterations;
+    #: empty = one cycle over the whole run
+    periods: list = field(default_factory=list)
+    #: peak of each cycle as a fraction of the base rate (default 1 for every cycle)
+    restart_weights: list = field(default_factory=list)
     #: linear warm-up from 0 over this many iterations
     warmup: int = 0
 
@@ -373,6 +384,9 @@ def check(cfg: TrainConfig) -> None:
         bad("data.workers must be >= 0 and data.prefetch >= 1")
     if d.degradation is not None and d.degradation.mode == "pool" and not d.degradation.pool:
         bad("data.degradation.mode is pool but data.degradation.pool is not set")
+    if d.degradation is not None and d.degradation.mode == "pool" and d.degradation.pool_noise and d.noise_pool:
+        bad("data.noise_pool is set and data.degradation adds pool noise too (set data.degradation.pool_noise: "
+            "false, or data.noise_pool: null), else the noise is added twice")
     if cfg.losses.gan.weight > 0 and not cfg.discriminator.arch:
         bad("losses.gan.weight > 0 needs discriminator.arch")
     if cfg.losses.perceptual.weight > 0 and not cfg.losses.perceptual.vgg_weights:
@@ -389,6 +403,10 @@ def check(cfg: TrainConfig) -> None:
     s = cfg.optim.schedule
     if any(not isinstance(m, int) for m in s.milestones):
         bad("optim.schedule.milestones must be integers")
+    if any(not isinstance(p, int) or p < 1 for p in s.periods):
+        bad("optim.schedule.periods must be positive integers")
+    if s.restart_weights and len(s.restart_weights) != len(s.periods):
+        bad("optim.schedule.restart_weights needs one weight per period")
     for k in ("every", "keep", "sample_size"):
         if getattr(cfg.log, k) < 1:
             bad(f"log.{k} must be >= 1")

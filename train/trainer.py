@@ -87,9 +87,14 @@ def lr_factor(it: int, cfg: TrainConfig) -> float:
     if s.type == "multistep":
         return s.gamma ** sum(1 for m in s.milestones if it >= m)
     if s.type == "cosine":
-        span = max(1, cfg.optim.iterations - s.warmup)
-        t = min(1.0, (it - s.warmup) / span)
-        return s.eta_min + (1 - s.eta_min) * 0.5 * (1 + math.cos(math.pi * t))
+        periods = s.periods or [max(1, cfg.optim.iterations - s.warmup)]
+        weights = s.restart_weights or [1.0] * len(periods)
+        t, k = it - s.warmup, 0
+        while k < len(periods) - 1 and t >= periods[k]:
+            t -= periods[k]
+            k += 1
+        frac = min(1.0, t / periods[k])
+        return s.eta_min + weights[k] * (1 - s.eta_min) * 0.5 * (1 + math.cos(math.pi * frac))
     return 1.0
 
 
@@ -104,9 +109,28 @@ def _dist_info() -> tuple[int, int, int]:
     return int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_RANK", "0"))
 
 
-def init_generator_weights(model: SRNet, spec: str) -> None:
+def init_generator_weights(model: SRNet, spec: str, strict: bool = True) -> None:
     """Load ``spec`` into ``model``: a realsr training checkpoint (its EMA weights when present), a
-    realsr model file, or an official checkpoint (through the architecture's key map)."""
+    realsr model file, or an official checkpoint (through the architecture's key map).
+    ``strict=False`` loads only the tensors whose names and shapes fit and keeps the rest (e.g. an
+    x4 network started from an x2 model, as EDSR and RCAN did); at least one must fit."""
+    if not strict:
+        from .weights import load_state, read_safetensors
+
+        if ckpt.is_checkpoint_file(spec):
+            c = ckpt.read_checkpoint(spec)
+            state = c.get("ema") or c["generator"]
+        elif str(spec).lower().endswith(".safetensors"):
+            state = read_safetensors(spec)[0]
+        else:
+            state = type(model).map_state(load_state(spec, "initial weights"))
+        own = model.state_dict()
+        fit = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+        if not fit:
+            raise UsageError(f"no tensor of the file fits architecture {model.arch!r}", spec)
+        model.load_state_dict(fit, strict=False)
+        log.info("initialised %d of %d tensors from %s (%d kept fresh)", len(fit), len(own), spec, len(own) - len(fit))
+        return
     if ckpt.is_checkpoint_file(spec):
         c = ckpt.read_checkpoint(spec)
         state = c.get("ema") or c["generator"]
@@ -152,7 +176,7 @@ class Trainer:
         s = cfg.scale
         self.G: SRNet = build(cfg.model.arch, scale=s, **cfg.model.args)
         if cfg.model.init and not self._resume_state:
-            init_generator_weights(self.G, cfg.model.init)
+            init_generator_weights(self.G, cfg.model.init, cfg.model.init_strict)
         self.use_gan = cfg.losses.gan.weight > 0
         self.D: nn.Module | None = None
         if self.use_gan:
@@ -407,7 +431,7 @@ class Trainer:
                 with self._autocast():
                     real = self.D_train(hr).float()
                     fake = self.D_train(sr.detach()).float()
-                    d_loss = discriminator_adv_loss(L.gan.kind, real, fake)
+                    d_loss = discriminator_adv_loss(L.gan.kind, real, fake, detach_means=L.gan.d_detach_means)
                 self.scaler.scale(d_loss / acc).backward()
             terms["d"] = d_loss
             terms["d_real"] = real.mean()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -17,45 +18,6 @@ from realsr.train.config import from_dict
 from realsr.train.data import CropDataset, SampleOrder, load_items
 from realsr.train.trainer import Trainer, TrainingError, ema_update, lr_factor
 from realsr.train.weights import read_safetensors
-
-
-def block_pairs(folder: Path, n: int = 3, lr_size: int = 24, scale: int = 4, seed: int = 0) -> Path:
-    """A pair dataset whose HR is its LR blown up into constant scale x scale blocks, so every
-    aligned crop, flip and transpose keeps LR == HR[::scale, ::scale] exactly."""
-    rng = np.random.default_rng(seed)
-    for sub in ("HR", "LR"):
-        (folder / sub).mkdir(parents=True, exist_ok=True)
-    for i in range(n):
-        lr = rng.integers(0, 256, (lr_size, lr_size + 4 * i, 3), dtype=np.uint8)
-        write_png(folder / "LR" / f"p{i}.png", lr)
-        write_png(folder / "HR" / f"p{i}.png", lr.repeat(scale, 0).repeat(scale, 1))
-    (folder / "manifest.json").write_text(json.dumps({"format": "realsr-pairs", "version": 1, "scale": scale, "pairs": []}))
-    return folder
-
-
-@pytest.fixture(scope="module")
-def pairs(tmp_path_factory) -> Path:
-    return block_pairs(tmp_path_factory.mktemp("pairs"))
-
-
-def tiny(train: Path, **sections) -> dict:
-    tree = {"name": "t", "scale": 4, "seed": 3,
-            "model": {"arch": "rrdbnet", "args": {"nf": 8, "nb": 1, "gc": 4}},
-            "data": {"train": str(train), "patch_size": 32, "batch_size": 4, "workers": 0},
-            "optim": {"iterations": 6, "ema": 0.9, "schedule": {"type": "multistep", "milestones": [3], "gamma": 0.5}},
-            "log": {"every": 1, "val_every": 0, "save_every": 3, "progress": False, "tensorboard": False}}
-    for k, v in sections.items():
-        tree.setdefault(k, {})
-        if isinstance(v, dict):
-            tree[k].update(v)
-        else:
-            tree[k] = v
-    return tree
-
-
-def losses_of(run: Path) -> list[tuple[int, dict]]:
-    recs = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines()]
-    return [(r["iteration"], r["losses"]) for r in recs if "losses" in r]
 
 
 # ------------------------------------------------------------------------------------- data
@@ -89,7 +51,7 @@ def test_crops_are_aligned_and_deterministic(pairs):
     assert torch.equal(lazy[7]["hr"], ds[7]["hr"])
 
 
-def test_bad_training_data(tmp_path, pairs):
+def test_bad_training_data(tmp_path, pairs, kit):
     with pytest.raises(UsageError, match="training data folder not found"):
         load_items(tmp_path / "missing", 4, 32, True, True)
     with pytest.raises(UsageError, match=r"scale mismatch: the data is x4 .* scale is 2"):
@@ -97,13 +59,13 @@ def test_bad_training_data(tmp_path, pairs):
     with pytest.raises(UsageError, match="needs HR/ and LR/"):
         load_items(pairs / "HR", 4, 32, True, True)
     # wrong-size pair without a manifest
-    bad = block_pairs(tmp_path / "bad", n=1)
+    bad = kit.block_pairs(tmp_path / "bad", n=1)
     (bad / "manifest.json").unlink()
     write_png(bad / "HR" / "p0.png", np.zeros((48, 48, 3), np.uint8))
     with pytest.raises(UsageError, match="scale mismatch in pair p0"):
         load_items(bad, 4, 32, True, True)
     # unreadable and too-small images are skipped, the rest used
-    mixed = block_pairs(tmp_path / "mixed", n=2)
+    mixed = kit.block_pairs(tmp_path / "mixed", n=2)
     (mixed / "LR" / "p1.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
     write_png(mixed / "LR" / "tiny.png", np.zeros((4, 4, 3), np.uint8))
     write_png(mixed / "HR" / "tiny.png", np.zeros((16, 16, 3), np.uint8))
@@ -140,11 +102,11 @@ def _vgg_file(tmp: Path) -> Path:
     return path
 
 
-def test_resume_after_a_kill_continues_exactly(tmp_path, pairs, monkeypatch):
+def test_resume_after_a_kill_continues_exactly(tmp_path, pairs, monkeypatch, kit):
     """GAN + perceptual + EMA + multistep: a run killed in iteration 5 and resumed from its
     iteration-3 checkpoint logs the same losses and ends with the same weights as one that never stopped."""
     vgg = _vgg_file(tmp_path)
-    tree = tiny(pairs, discriminator={"arch": "patchgan", "args": {"ndf": 8, "n_layers": 2}},
+    tree = kit.tiny(pairs, discriminator={"arch": "patchgan", "args": {"ndf": 8, "n_layers": 2}},
                 losses={"pixel": {"weight": 0.5}, "perceptual": {"weight": 0.1, "layers": {"relu2_2": 1.0}, "vgg_weights": str(vgg)},
                         "gan": {"weight": 0.01, "kind": "ragan"}, "tv": {"weight": 0.01}})
     cfg = from_dict(tree)
@@ -166,7 +128,7 @@ def test_resume_after_a_kill_continues_exactly(tmp_path, pairs, monkeypatch):
         Trainer(cfg, tmp_path / "b")
     Trainer(cfg, tmp_path / "b", resume=True).run()
 
-    a, b = losses_of(tmp_path / "a"), losses_of(tmp_path / "b")
+    a, b = kit.losses_of(tmp_path / "a"), kit.losses_of(tmp_path / "b")
     assert [i for i, _ in b] == [1, 2, 3, 4, 5, 6]
     assert a == b
     assert set(a[0][1]) >= {"pixel", "perceptual", "gan", "tv", "d", "d_real", "d_fake"}
@@ -180,7 +142,7 @@ def test_resume_after_a_kill_continues_exactly(tmp_path, pairs, monkeypatch):
     assert (tmp_path / "b" / "curves.png").is_file()
 
 
-def test_nan_stops_with_the_term_and_iteration(tmp_path, pairs, monkeypatch):
+def test_nan_stops_with_the_term_and_iteration(tmp_path, pairs, monkeypatch, kit):
     import realsr.train.trainer as tr
 
     real = tr.pixel_loss
@@ -192,13 +154,13 @@ def test_nan_stops_with_the_term_and_iteration(tmp_path, pairs, monkeypatch):
         return v * float("nan") if calls["n"] == 2 else v
 
     monkeypatch.setattr(tr, "pixel_loss", sometimes_nan)
-    cfg = from_dict(tiny(pairs, log={"every": 4, "save_every": 100}))
+    cfg = from_dict(kit.tiny(pairs, log={"every": 4, "save_every": 100}))
     with pytest.raises(TrainingError, match=r"loss term 'pixel' is nan at iteration 2"):
         Trainer(cfg, tmp_path / "run").run()
     assert not ckpt.list_checkpoints(tmp_path / "run" / "checkpoints")  # nothing non-finite saved
 
 
-def test_full_disk_while_saving_keeps_the_previous_checkpoint(tmp_path, pairs, monkeypatch):
+def test_full_disk_while_saving_keeps_the_previous_checkpoint(tmp_path, pairs, monkeypatch, kit):
     real_save = torch.save
     calls = {"n": 0}
 
@@ -210,7 +172,7 @@ def test_full_disk_while_saving_keeps_the_previous_checkpoint(tmp_path, pairs, m
         return real_save(obj, f, *a, **k)
 
     monkeypatch.setattr(ckpt.torch, "save", full_disk)
-    cfg = from_dict(tiny(pairs))
+    cfg = from_dict(kit.tiny(pairs))
     with pytest.raises(OSError, match="No space left"):
         Trainer(cfg, tmp_path / "run").run()
     folder = tmp_path / "run" / "checkpoints"
@@ -221,28 +183,28 @@ def test_full_disk_while_saving_keeps_the_previous_checkpoint(tmp_path, pairs, m
     assert Trainer(cfg, tmp_path / "run", resume=True).run()["iteration"] == 6
 
 
-def test_damaged_newest_checkpoint_falls_back(tmp_path, pairs):
-    cfg = from_dict(tiny(pairs, log={"keep": 3}))
+def test_damaged_newest_checkpoint_falls_back(tmp_path, pairs, kit):
+    cfg = from_dict(kit.tiny(pairs, log={"keep": 3}))
     Trainer(cfg, tmp_path / "run").run()
     (tmp_path / "run" / "checkpoints" / "iter_00000006.pt").write_bytes(b"truncated")
     t = Trainer(cfg, tmp_path / "run", resume=True)
     assert t.iteration == 3
 
 
-def test_missing_data_and_nothing_to_resume(tmp_path, pairs):
+def test_missing_data_and_nothing_to_resume(tmp_path, pairs, kit):
     with pytest.raises(UsageError, match="training data folder not found"):
-        Trainer(from_dict(tiny(tmp_path / "nowhere")), tmp_path / "r1")
+        Trainer(from_dict(kit.tiny(tmp_path / "nowhere")), tmp_path / "r1")
     with pytest.raises(UsageError, match="nothing to resume"):
-        Trainer(from_dict(tiny(pairs)), tmp_path / "r2", resume=True)
+        Trainer(from_dict(kit.tiny(pairs)), tmp_path / "r2", resume=True)
     with pytest.raises(UsageError, match="no training data"):
-        Trainer(from_dict(tiny(pairs, data={"train": None})), tmp_path / "r3")
+        Trainer(from_dict(kit.tiny(pairs, data={"train": None})), tmp_path / "r3")
 
 
-def test_accumulation_equals_the_whole_batch(tmp_path, pairs):
+def test_accumulation_equals_the_whole_batch(tmp_path, pairs, kit):
     """Two micro-batches of 2 give the gradient of one batch of 4 (same samples)."""
     grads = []
     for acc in (1, 2):
-        t = Trainer(from_dict(tiny(pairs, optim={"accumulate": acc})), tmp_path / f"acc{acc}")
+        t = Trainer(from_dict(kit.tiny(pairs, optim={"accumulate": acc})), tmp_path / f"acc{acc}")
         stream = t.batches(0)
         for a in range(acc):
             t.forward_backward(next(stream), 0, a)
@@ -250,3 +212,58 @@ def test_accumulation_equals_the_whole_batch(tmp_path, pairs):
     for n in grads[0]:
         a, b = grads[0][n], grads[1][n]
         assert (a - b).abs().max() <= 1e-4 * a.abs().max(), n  # float32 summation order only
+
+
+def test_cosine_restarts_like_basicsr():
+    c = from_dict({"optim": {"iterations": 40, "schedule": {"type": "cosine", "eta_min": 0.0, "periods": [10, 30],
+                                                             "restart_weights": [1.0, 0.5]}}})
+    assert lr_factor(0, c) == pytest.approx(1.0) and lr_factor(5, c) == pytest.approx(0.5)
+    assert lr_factor(10, c) == pytest.approx(0.5)  # restart at half height
+    assert lr_factor(25, c) == pytest.approx(0.25) and lr_factor(40, c) == pytest.approx(0.0)
+    with pytest.raises(UsageError, match="one weight per period"):
+        from_dict({"optim": {"schedule": {"type": "cosine", "periods": [5, 5], "restart_weights": [1]}}})
+
+
+def test_noise_added_twice_is_refused():
+    with pytest.raises(UsageError, match="added twice"):
+        from_dict({"data": {"noise_pool": "P", "degradation": {"mode": "pool", "pool": "P"}}})
+
+
+def test_init_from_another_scale_needs_non_strict(tmp_path, pairs, kit):
+    from realsr.train.model_files import save_model
+    from realsr.train.models import build
+
+    torch.manual_seed(5)
+    x2 = build("rrdbnet", scale=2, nf=8, nb=1, gc=4)
+    save_model(tmp_path / "x2.safetensors", x2)
+    with pytest.raises(UsageError, match="x2"):
+        Trainer(from_dict(kit.tiny(pairs, model={"init": str(tmp_path / "x2.safetensors")})), tmp_path / "strict")
+    t = Trainer(from_dict(kit.tiny(pairs, model={"init": str(tmp_path / "x2.safetensors"), "init_strict": False})),
+                tmp_path / "loose")
+    own, src = t.G.state_dict(), x2.state_dict()
+    assert torch.equal(own["conv_body.weight"], src["conv_body.weight"])
+    assert own["conv_first.weight"].shape != src["conv_first.weight"].shape  # x2 unshuffles its input
+    # and a training checkpoint initialises a new run with its EMA weights
+    cfg = from_dict(kit.tiny(pairs, optim={"iterations": 3}))
+    Trainer(cfg, tmp_path / "first").run()
+    c = ckpt.list_checkpoints(tmp_path / "first" / "checkpoints")[-1][1]
+    t2 = Trainer(from_dict(kit.tiny(pairs, model={"init": str(c)})), tmp_path / "second")
+    ema = ckpt.read_checkpoint(c)["ema"]
+    assert all(torch.equal(t2.G.state_dict()[k], ema[k]) for k in ema)
+
+
+def test_validation_keeps_best_and_writes_samples(tmp_path, pairs, kit):
+    cfg = from_dict(kit.tiny(pairs, data={"val": str(pairs), "val_crop": 48}, log={"val_every": 3, "samples": 2}))
+    res = Trainer(cfg, tmp_path / "run").run()
+    recs = [json.loads(x) for x in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    vals = [r for r in recs if "val" in r]
+    assert [r["iteration"] for r in vals] == [3, 6]
+    v = vals[-1]["val"]
+    assert v["images"] == 3 and 0 < v["ssim"] <= 1 and math.isfinite(v["psnr"]) and math.isfinite(v["psnr_bicubic"])
+    assert res["best"]["psnr"] == max(r["val"]["psnr"] for r in vals)
+    assert (tmp_path / "run" / "model_best.safetensors").is_file()
+    samples = sorted(p.name for p in (tmp_path / "run" / "samples").iterdir())
+    assert samples == ["00000003_p0.png", "00000003_p1.png", "00000006_p0.png", "00000006_p1.png"]
+    from realsr.images import read_image
+
+    assert read_image(tmp_path / "run" / "samples" / samples[0]).shape == (48, 3 * 48, 3)  # bicubic | SR | HR

@@ -1,0 +1,75 @@
+"""DDP through torchrun with 2 gloo processes on the CPU: the averaged gradients equal one
+process's with the doubled batch (the same samples), and rank 0's run equals the single-process run."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+from realsr.train.config import from_dict
+from realsr.train.trainer import Trainer
+from realsr.train.weights import read_safetensors
+
+
+WORKER = r'''
+import json, sys, torch
+from realsr.train.config import from_dict
+from realsr.train.trainer import Trainer
+cfg = from_dict(json.loads(sys.argv[1]))
+t = Trainer(cfg, sys.argv[2])
+assert t.world == 2
+stream = t.batches(0)
+t.forward_backward(next(stream), 0, 0)
+if t.main:
+    torch.save({n: p.grad for n, p in t.G.named_parameters()}, sys.argv[3])
+t.run()
+t.close()
+'''
+
+
+def _grads_single(cfg, run: Path) -> dict[str, torch.Tensor]:
+    t = Trainer(cfg, run)
+    t.forward_backward(next(t.batches(0)), 0, 0)
+    grads = {n: p.grad.clone() for n, p in t.G.named_parameters()}
+    t.run()
+    return grads
+
+
+def test_two_gloo_processes_match_one_process(tmp_path, kit):
+    pairs = kit.block_pairs(tmp_path / "pairs")
+    vgg = tmp_path / "vgg.pth"
+    from realsr.train.vgg import vgg19_features
+
+    torch.manual_seed(0)
+    torch.save({f"features.{k}": v for k, v in vgg19_features(4).state_dict().items()}, vgg)
+    tree = kit.tiny(pairs, optim={"iterations": 3}, log={"save_every": 3},
+                losses={"pixel": {"weight": 1.0}, "tv": {"weight": 0.01},
+                        "perceptual": {"weight": 0.1, "layers": {"conv1_2": 1.0}, "vgg_weights": str(vgg)}})
+    script = tmp_path / "worker.py"
+    script.write_text(WORKER)
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
+    env["OMP_NUM_THREADS"] = "1"
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                           str(script), json.dumps(tree), str(tmp_path / "ddp"), str(tmp_path / "grads.pt")],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ddp_grads = torch.load(tmp_path / "grads.pt", weights_only=True)
+    one = _grads_single(from_dict(tree), tmp_path / "one")
+    for n, g in one.items():
+        assert (ddp_grads[n] - g).abs().max() <= 1e-4 * g.abs().max() + 1e-9, n
+    # rank 0 logged and saved; the losses (averaged over processes) and weights equal the single run's
+    a, b = kit.losses_of(tmp_path / "ddp"), kit.losses_of(tmp_path / "one")
+    assert [i for i, _ in a] == [1, 2, 3]
+    for (_, la), (_, lb) in zip(a, b):
+        for k in lb:
+            assert abs(la[k] - lb[k]) <= 1e-4 * abs(lb[k]) + 1e-7, k
+    wa, _ = read_safetensors(tmp_path / "ddp" / "model.safetensors")
+    wb, _ = read_safetensors(tmp_path / "one" / "model.safetensors")
+    for k in wb:
+        assert torch.allclose(wa[k], wb[k], atol=1e-5), k
+    assert len(list((tmp_path / "ddp" / "checkpoints").glob("iter_*.pt"))) == 1
