@@ -267,3 +267,27 @@ def test_validation_keeps_best_and_writes_samples(tmp_path, pairs, kit):
     from realsr.images import read_image
 
     assert read_image(tmp_path / "run" / "samples" / samples[0]).shape == (48, 3 * 48, 3)  # bicubic | SR | HR
+
+
+def test_subimages_cut_aligned_pairs_and_train_from_disk(tmp_path, pairs, kit):
+    from realsr.images import read_image
+    from realsr.train.subimages import crop_positions, extract_subimages
+
+    assert crop_positions(100, 48, 24) == [0, 24, 48, 52]
+    assert crop_positions(100, 48, 24, min_rest=4) == [0, 24, 48]
+    assert crop_positions(40, 48, 24) == []
+    (pairs_bad := kit.block_pairs(tmp_path / "src", n=2))
+    (pairs_bad / "LR" / "p1.png").write_bytes(b"garbage")
+    man = extract_subimages(pairs_bad, tmp_path / "sub", 4, crop=48, step=24)
+    ok = [e for e in man.pairs.values() if e["status"] == "ok"]
+    assert len(ok) == 9 and man.pairs["p1"]["status"] == "failed"  # p0: 96x96 HR -> 3x3 crops
+    for e in ok:
+        hr = read_image(tmp_path / "sub" / "HR" / f"{e['name']}.png")
+        lr = read_image(tmp_path / "sub" / "LR" / f"{e['name']}.png")
+        assert hr.shape == (48, 48, 3) and (lr == hr[::4, ::4]).all()
+    again = extract_subimages(pairs_bad, tmp_path / "sub", 4, crop=48, step=24)  # resumes, same result
+    assert again.pairs.keys() == man.pairs.keys()
+    with pytest.raises(UsageError, match="other settings"):
+        extract_subimages(pairs_bad, tmp_path / "sub", 4, crop=48, step=48)
+    cfg = from_dict(kit.tiny(tmp_path / "sub", data={"in_memory": False}, optim={"iterations": 2}))
+    assert Trainer(cfg, tmp_path / "run").run()["iteration"] == 2
