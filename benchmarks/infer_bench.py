@@ -31,13 +31,16 @@ import argparse
 import json
 import math
 import multiprocessing as mp
-import os
-import platform
 import resource
 import time
 
 import numpy as np
 import torch
+
+try:  # run as `python benchmarks/x.py` or as `python -m benchmarks.x`
+    from machine import machine
+except ImportError:
+    from benchmarks.machine import machine
 
 from realsr.synthetic import synthetic_scene
 from realsr.train.infer import InferOptions, resolve_device, to_tensor, upscale_tensor
@@ -154,22 +157,6 @@ def peak_4k(name: str, precision: str, dev: torch.device, args) -> dict:
                seconds=round(t, 3), output_mp_per_s=round(3840 * 2160 / 1e6 / t, 3),
                note="ru_maxrss of a fresh process: a coarse measure (allocator caching, page granularity)")
     return res
-
-
-def machine(dev: torch.device) -> dict:
-    name = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            name = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    out = {"platform": platform.platform(), "python": platform.python_version(), "cpu": name,
-           "cpu_count": os.cpu_count(), "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
-           "device": str(dev)}
-    if dev.type == "cuda":
-        out["device_name"] = torch.cuda.get_device_name(dev)
-        out["cuda"] = torch.version.cuda
-    return out
 
 
 def main() -> None:

@@ -45,12 +45,19 @@ def _images(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
 
 
-def _manifest_scale(folder: Path) -> int | None:
+def _data_folder(folder: str | os.PathLike, scale: int, what: str) -> Path:
+    """``folder`` as a Path; :class:`UsageError` when it is missing or its ``manifest.json`` states
+    another scale."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise UsageError(f"{what} folder not found", folder)
     try:
-        obj = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
-        return int(obj["scale"])
+        ms = int(json.loads((folder / "manifest.json").read_text(encoding="utf-8"))["scale"])
     except (OSError, ValueError, KeyError, TypeError):
-        return None
+        return folder
+    if ms != scale:
+        raise UsageError(f"scale mismatch: the {what} is x{ms} (manifest.json) but the config's scale is {scale}", folder)
+    return folder
 
 
 def _read(path: Path) -> np.ndarray:
@@ -66,12 +73,7 @@ def load_items(folder: str | os.PathLike, scale: int, patch_size: int, paired: b
     skipped with a warning; no usable image at all is a :class:`UsageError`, as is a dataset whose
     ``manifest.json`` states another scale.
     """
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise UsageError("training data folder not found", folder)
-    ms = _manifest_scale(folder)
-    if ms is not None and ms != scale:
-        raise UsageError(f"scale mismatch: the data is x{ms} (manifest.json) but the config's scale is {scale}", folder)
+    folder = _data_folder(folder, scale, "training data")
     items: list[Item] = []
     skipped: list[str] = []
     if paired:
@@ -215,12 +217,7 @@ class ValPair:
 def load_val(folder: str | os.PathLike, scale: int, max_images: int = 0, crop: int = 0) -> list[ValPair]:
     """Validation pairs of a pair dataset (``HR/`` + ``LR/``), optionally centre-cropped to ``crop``
     HR pixels per side (a multiple of ``scale``) and limited to ``max_images``."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise UsageError("validation data folder not found", folder)
-    ms = _manifest_scale(folder)
-    if ms is not None and ms != scale:
-        raise UsageError(f"scale mismatch: the validation data is x{ms} but the config's scale is {scale}", folder)
+    folder = _data_folder(folder, scale, "validation data")
     out = []
     for p in find_pairs(folder):
         if p.hr is None:

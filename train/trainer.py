@@ -211,6 +211,8 @@ class Trainer:
             self.sched_d = torch.optim.lr_scheduler.LambdaLR(self.opt_d, lambda it: lr_factor(it, cfg))
         cuda = self.device.type == "cuda"
         self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.engine.precision) if cuda else None
+        if cfg.engine.precision != "fp32" and not cuda:
+            log.warning("engine.precision %s applies on CUDA only; training in fp32 on %s", cfg.engine.precision, self.device)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
 
         # losses
@@ -415,13 +417,13 @@ class Trainer:
                     terms["tv"] = L.tv.weight * tv_loss(sr.float(), L.tv.kind)
                 if gan_on:
                     d_raw = unwrap(self.D)
-                    for p in d_raw.parameters():
-                        p.requires_grad_(False)
-                    fake = d_raw(sr).float()
-                    real = d_raw(hr).float().detach() if L.gan.kind == "ragan" else None
+                    d_raw.requires_grad_(False)
+                    try:
+                        fake = d_raw(sr).float()
+                        real = d_raw(hr).float().detach() if L.gan.kind == "ragan" else None
+                    finally:
+                        d_raw.requires_grad_(True)
                     terms["gan"] = L.gan.weight * generator_adv_loss(L.gan.kind, fake, real)
-                    for p in d_raw.parameters():
-                        p.requires_grad_(True)
                 parts = list(terms.values())
                 total = torch.stack(parts).sum()
             self.scaler.scale(total / acc).backward()

@@ -54,7 +54,7 @@ def test_crops_are_aligned_and_deterministic(pairs):
 def test_bad_training_data(tmp_path, pairs, kit):
     with pytest.raises(UsageError, match="training data folder not found"):
         load_items(tmp_path / "missing", 4, 32, True, True)
-    with pytest.raises(UsageError, match=r"scale mismatch: the data is x4 .* scale is 2"):
+    with pytest.raises(UsageError, match=r"scale mismatch: the training data is x4 .* scale is 2"):
         load_items(pairs, 2, 32, True, True)
     with pytest.raises(UsageError, match="needs HR/ and LR/"):
         load_items(pairs / "HR", 4, 32, True, True)

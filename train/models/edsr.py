@@ -55,22 +55,26 @@ class MeanShifted(SRNet):
     """Shared frame of EDSR and RCAN: [0, 1] in and out, ``(x - DIV2K mean) * 255`` inside."""
 
     pixel_range = 1.0
-    conv_first: nn.Conv2d
-    conv_after_body: nn.Conv2d
-    upsample: Upsample
-    conv_last: nn.Conv2d
+    #: (regex, replacement) rules from the official code's parameter names to these
+    _KEY_MAP: tuple[tuple[str, str], ...] = ()
 
-    def __init__(self, scale: int):
-        super().__init__(scale)
+    @classmethod
+    def map_state(cls, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Official names -> BasicSR's; the fixed MeanShift convs (``sub_mean``/``add_mean``) dropped."""
+        return rename(state, cls._KEY_MAP, drop=("sub_mean.", "add_mean."))
+
+    def _frame(self, num_feat: int, body: nn.Module) -> None:
+        """conv_first (3 -> num_feat), ``body``, conv_after_body, the upsampler and conv_last."""
         self.register_buffer("mean", torch.tensor(DIV2K_MEAN).view(1, 3, 1, 1), persistent=False)
-
-    def trunk(self, feat: torch.Tensor) -> torch.Tensor:
-        """The body between ``conv_first`` and ``conv_after_body`` (features, any range)."""
-        raise NotImplementedError
+        self.conv_first = nn.Conv2d(3, num_feat, 3, padding=1)
+        self.body = body
+        self.conv_after_body = nn.Conv2d(num_feat, num_feat, 3, padding=1)
+        self.upsample = Upsample(self.scale, num_feat)
+        self.conv_last = nn.Conv2d(num_feat, 3, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         feat = self.conv_first((x - self.mean) * IMG_RANGE)
-        feat = feat + self.conv_after_body(self.trunk(feat))
+        feat = feat + self.conv_after_body(self.body(feat))
         return self.conv_last(self.upsample(feat)) / IMG_RANGE + self.mean
 
 
@@ -130,14 +134,7 @@ class EDSR(MeanShifted):
 
     def __init__(self, scale: int = 4, num_feat: int = 64, num_block: int = 16, res_scale: float = 1.0):
         super().__init__(scale)
-        self.conv_first = nn.Conv2d(3, num_feat, 3, padding=1)
-        self.body = nn.Sequential(*(ResBlock(num_feat, res_scale) for _ in range(num_block)))
-        self.conv_after_body = nn.Conv2d(num_feat, num_feat, 3, padding=1)
-        self.upsample = Upsample(scale, num_feat)
-        self.conv_last = nn.Conv2d(num_feat, 3, 3, padding=1)
-
-    def trunk(self, feat: torch.Tensor) -> torch.Tensor:
-        return self.body(feat)
+        self._frame(num_feat, nn.Sequential(*(ResBlock(num_feat, res_scale) for _ in range(num_block))))
 
     #: official EDSR-PyTorch names -> BasicSR's (``body.<num_block>`` is the conv after the body)
     _KEY_MAP = ((r"^head\.0\.", "conv_first."),
@@ -145,10 +142,6 @@ class EDSR(MeanShifted):
                 (r"^body\.(\d+)\.body\.2\.(weight|bias)$", r"body.\1.conv2.\2"),
                 (r"^body\.\d+\.(weight|bias)$", r"conv_after_body.\1"),
                 (r"^tail\.0\.(\d+)\.", r"upsample.\1."), (r"^tail\.1\.", "conv_last."))
-
-    @classmethod
-    def map_state(cls, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        return rename(state, cls._KEY_MAP, drop=("sub_mean.", "add_mean."))
 
     @classmethod
     def args_from_state(cls, state: dict[str, torch.Tensor]) -> dict[str, Any]:

@@ -29,7 +29,7 @@ import torch.nn as nn
 from realsr.errors import UsageError
 
 from .base import register
-from .edsr import MeanShifted, Upsample, indices, rename, upsample_scale
+from .edsr import MeanShifted, indices, upsample_scale
 
 
 class ChannelAttention(nn.Module):
@@ -82,15 +82,8 @@ class RCAN(MeanShifted):
         super().__init__(scale)
         if num_feat // reduction < 1:
             raise UsageError(f"rcan: reduction {reduction} leaves no channels of num_feat {num_feat}")
-        self.conv_first = nn.Conv2d(3, num_feat, 3, padding=1)
-        self.body = nn.Sequential(*(ResidualGroup(num_feat, num_block, reduction, res_scale)
-                                    for _ in range(num_group)))
-        self.conv_after_body = nn.Conv2d(num_feat, num_feat, 3, padding=1)
-        self.upsample = Upsample(scale, num_feat)
-        self.conv_last = nn.Conv2d(num_feat, 3, 3, padding=1)
-
-    def trunk(self, feat: torch.Tensor) -> torch.Tensor:
-        return self.body(feat)
+        self._frame(num_feat, nn.Sequential(*(ResidualGroup(num_feat, num_block, reduction, res_scale)
+                                              for _ in range(num_group))))
 
     #: official RCAN names -> BasicSR's (``body.G.body.<num_block>`` is the group's conv,
     #: ``body.<num_group>`` the conv after the body)
@@ -101,10 +94,6 @@ class RCAN(MeanShifted):
                 (r"^body\.(\d+)\.body\.\d+\.(weight|bias)$", r"body.\1.conv.\2"),
                 (r"^body\.\d+\.(weight|bias)$", r"conv_after_body.\1"),
                 (r"^tail\.0\.(\d+)\.", r"upsample.\1."), (r"^tail\.1\.", "conv_last."))
-
-    @classmethod
-    def map_state(cls, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        return rename(state, cls._KEY_MAP, drop=("sub_mean.", "add_mean."))
 
     @classmethod
     def args_from_state(cls, state: dict[str, torch.Tensor]) -> dict[str, Any]:
