@@ -286,7 +286,8 @@ class OnlineDegradation:
 
     def __call__(self, hr: torch.Tensor, key: tuple[int, ...]) -> torch.Tensor:
         rng = np.random.default_rng([self.seed, 13, *key])
-        gen = torch.Generator(device=hr.device)
+        # pool noise crops are drawn by NoiseBank with CPU generators; classic/highorder noise on the device
+        gen = torch.Generator(device="cpu" if self.mode == "pool" else hr.device)
         gen.manual_seed(int(rng.integers(2**62)))
         s = self.scale
         h, w = hr.shape[-2:]
@@ -318,6 +319,6 @@ class NoiseInjection:
         self.seed = seed
 
     def __call__(self, lr: torch.Tensor, key: tuple[int, ...]) -> torch.Tensor:
-        gen = torch.Generator(device=lr.device)
+        gen = torch.Generator(device="cpu")  # NoiseBank draws its crop positions on the CPU
         gen.manual_seed(int(np.random.default_rng([self.seed, 17, *key]).integers(2**62)))
         return self.bank.inject(lr, gen)

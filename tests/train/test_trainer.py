@@ -291,3 +291,38 @@ def test_subimages_cut_aligned_pairs_and_train_from_disk(tmp_path, pairs, kit):
         extract_subimages(pairs_bad, tmp_path / "sub", 4, crop=48, step=48)
     cfg = from_dict(kit.tiny(tmp_path / "sub", data={"in_memory": False}, optim={"iterations": 2}))
     assert Trainer(cfg, tmp_path / "run").run()["iteration"] == 2
+
+
+def test_on_the_fly_degradation_and_noise_injection(tmp_path, pairs, kit):
+    """HR-only training data degraded on the device: bicubic equals MATLAB imresize of the crop;
+    the pool mode blurs with the pool kernel and adds its zero-mean noise; draws repeat per key."""
+    from realsr.degrade import ops
+    from realsr.degrade.kernels import gaussian_kernel, shift_to_convention
+    from realsr.degrade.pool import write_synthetic_pool
+    from realsr.train.data import NoiseInjection, OnlineDegradation
+
+    pool = tmp_path / "pool"
+    k = shift_to_convention(gaussian_kernel(13, 1.5), 4)
+    write_synthetic_pool(pool, k, n_noise=2, noise_size=64, sigma=4.0)
+    hr = torch.rand(3, 3, 32, 32)
+    bic = OnlineDegradation("bicubic", 4, 0, torch.device("cpu"), quantize=False)(hr, (0, 0, 0))
+    assert torch.allclose(bic, ops.resize(hr, (8, 8), "bicubic", True).clamp(0, 1))
+    deg = OnlineDegradation("pool", 4, 0, torch.device("cpu"), pool=str(pool), quantize=False)
+    a, b, c = deg(hr, (1, 0, 0)), deg(hr, (1, 0, 0)), deg(hr, (2, 0, 0))
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    clean = ops.blur_downsample(hr, np.stack([k] * 3).astype(np.float64), 4)
+    noise = (a - clean)[:, :, 1:-1, 1:-1]  # away from the clamp at 0/1 only by chance; check the spread
+    assert 2.0 / 255 < float(noise.std()) < 6.0 / 255
+    assert float(noise.mean(dim=(2, 3)).abs().max()) < 1.5 / 255
+    noisy = NoiseInjection(str(pool), 0, torch.device("cpu"))(torch.full((2, 3, 8, 8), 0.5), (0, 0, 0))
+    assert torch.allclose(noisy.mean(dim=(2, 3)), torch.full((2, 3), 0.5), atol=1e-6)  # zero-mean per channel
+    with pytest.raises(UsageError, match="scale mismatch: the pool is x4"):
+        OnlineDegradation("pool", 2, 0, torch.device("cpu"), pool=str(pool))
+    with pytest.raises(UsageError, match="data.degradation.params"):
+        OnlineDegradation("classic", 4, 0, torch.device("cpu"), params={"sigma": [3, 1]})
+    # the trainer runs on an HR folder with each mode
+    for mode in ("pool", "classic", "highorder", "bicubic"):
+        deg_cfg = {"mode": mode, "pool": str(pool) if mode == "pool" else None}
+        data = {"train": str(pairs / "HR"), "degradation": deg_cfg, "noise_pool": None if mode == "pool" else str(pool)}
+        cfg = from_dict(kit.tiny(pairs, data=data, optim={"iterations": 2}))
+        assert Trainer(cfg, tmp_path / f"run_{mode}").run()["iteration"] == 2, mode
