@@ -43,7 +43,10 @@ def train_command(ctx: click.Context, config: Path | None, overrides: tuple[str,
     if device is not None:
         extra.append(f"engine.device={device}")
     if resume:
-        if config is not None and "=" in config.name:
+        if config is not None:
+            if "=" not in str(config):
+                raise UsageError("with --resume the run's own config.yaml is used: give changes as key=value "
+                                 "overrides, not a CONFIG file", config)
             extra.insert(0, str(config))
             config = None
         saved = out / "config.yaml"

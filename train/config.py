@@ -171,7 +171,8 @@ class OptimConfig:
     accumulate: int = 1
     #: decay of the exponential moving average of the generator weights; 0 = no EMA
     ema: float = 0.999
-    #: no discriminator/GAN loss before this iteration (BasicSR's net_d_init_iters)
+    #: no discriminator and no GAN loss before this iteration (G trains alone first). Not BasicSR's
+    #: net_d_init_iters, which trains D alone at the start
     gan_start: int = 0
 
 
@@ -407,9 +408,17 @@ def check(cfg: TrainConfig) -> None:
         bad("optim.schedule.periods must be positive integers")
     if s.restart_weights and len(s.restart_weights) != len(s.periods):
         bad("optim.schedule.restart_weights needs one weight per period")
-    for k in ("every", "keep", "sample_size"):
+    for k in ("every", "keep", "sample_size", "save_every"):
         if getattr(cfg.log, k) < 1:
             bad(f"log.{k} must be >= 1")
+    for k in ("val_every", "samples"):
+        if getattr(cfg.log, k) < 0:
+            bad(f"log.{k} must be >= 0")
+    if d.val_images < 0 or d.val_crop < 0:
+        bad("data.val_images and data.val_crop must be >= 0")
+    if d.val_crop and d.val_crop < 2 * cfg.scale + 11:
+        bad(f"data.val_crop ({d.val_crop}) leaves no room for the {cfg.scale}-px border and the 11-px SSIM window "
+            f"(at least {2 * cfg.scale + 11})")
 
 
 def to_dict(cfg: TrainConfig) -> dict:

@@ -248,7 +248,8 @@ def load_val(folder: str | os.PathLike, scale: int, max_images: int = 0, crop: i
 class OnlineDegradation:
     """Degrades a batch of HR crops (float [0,1] on the training device) into LR crops, with the
     batched operators of :mod:`realsr.degrade.ops`; random draws depend only on (seed, iteration,
-    micro-batch, rank), so resumed and distributed runs draw what an uninterrupted run would."""
+    micro-batch, rank), so a resumed run draws what the uninterrupted one would (with the same number of
+processes and accumulation steps; another layout gives the same crops but other degradations)."""
 
     def __init__(self, mode: str, scale: int, seed: int, device: torch.device, pool: str | None = None,
                  pool_noise: bool = True, params: dict | None = None, quantize: bool = True):

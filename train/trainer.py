@@ -34,7 +34,7 @@ import torch.nn as nn
 
 from realsr.atomic import write_bytes_atomic
 from realsr.errors import RealsrError, UsageError
-from realsr.images import write_png
+from realsr.images import from_float, to_float, write_png
 
 from . import checkpoint as ckpt
 from .config import TrainConfig, dump_yaml, to_dict
@@ -164,7 +164,7 @@ class Trainer:
         self.progress = progress and cfg.log.progress and self.main
         self.ckpt_dir = self.run_dir / "checkpoints"
         self._setup_device()
-        self._prepare_folder(resume, overwrite)
+        self._find_resume_state(resume, overwrite)
         if cfg.engine.deterministic:
             torch.use_deterministic_algorithms(True, warn_only=True)
             torch.backends.cudnn.benchmark = False
@@ -255,6 +255,7 @@ class Trainer:
         items = load_items(d.train, s, d.patch_size, paired=self.degrade is None, in_memory=d.in_memory)
         self.dataset = CropDataset(items, s, d.patch_size, cfg.seed, d.flip, d.rotate)
         self.val = load_val(d.val, s, d.val_images, d.val_crop) if (d.val and self.main) else []
+        self._check_fit()
         self._pending: list[tuple[int, torch.Tensor]] = []
         self._term_names: list[str] = []
         self._writer = None
@@ -265,6 +266,8 @@ class Trainer:
                 self._writer = SummaryWriter(str(self.run_dir / "tensorboard"))
             except Exception:  # noqa: BLE001 -- TensorBoard is optional
                 self._writer = None
+        # everything is checked: only now touch the run folder
+        self._prepare_folder(resume, overwrite)
 
     # ------------------------------------------------------------------------------ set-up
     def _setup_device(self) -> None:
@@ -285,30 +288,52 @@ class Trainer:
         if self.world > 1:
             dist.barrier()
 
-    def _prepare_folder(self, resume: bool, overwrite: bool) -> None:
+    def _find_resume_state(self, resume: bool, overwrite: bool) -> None:
+        """Read the checkpoint to resume from, or refuse a folder that holds a run; changes nothing."""
         self._resume_state = None
-        have = ckpt.list_checkpoints(self.ckpt_dir)
         if resume:
             found = ckpt.latest_checkpoint(self.ckpt_dir)
             if found is None:
                 raise UsageError("nothing to resume: no readable checkpoint", self.ckpt_dir)
             self._resume_state, path = found
             log.info("resuming from %s", path)
-        elif have or (self.run_dir / "log.jsonl").exists():
-            if not overwrite:
-                raise UsageError("the run folder already holds a run: use --resume to continue it or "
-                                 "--overwrite to start again", self.run_dir)
-            if self.main:
-                for name in ("checkpoints", "samples", "tensorboard"):
-                    shutil.rmtree(self.run_dir / name, ignore_errors=True)
-                for name in ("log.jsonl", "curves.png", "model.safetensors", "model_best.safetensors"):
-                    (self.run_dir / name).unlink(missing_ok=True)
+        elif (ckpt.list_checkpoints(self.ckpt_dir) or (self.run_dir / "log.jsonl").exists()) and not overwrite:
+            raise UsageError("the run folder already holds a run: use --resume to continue it or "
+                             "--overwrite to start again", self.run_dir)
+
+    def _check_fit(self) -> None:
+        """Settings that only fail once data, networks and pools are known, checked before any work."""
+        cfg, d = self.cfg, self.cfg.data
+        b = d.batch_size // (cfg.optim.accumulate * self.world) if d.batch_size % (cfg.optim.accumulate * self.world) == 0 else 0
+        if not b:
+            raise UsageError(f"data.batch_size ({d.batch_size}) must be a multiple of optim.accumulate x processes "
+                             f"({cfg.optim.accumulate} x {self.world})")
+        if self.D is not None and cfg.discriminator.arch == "vgg128":
+            size = unwrap(self.D).input_size if hasattr(unwrap(self.D), "input_size") else 128
+            if size != d.patch_size:
+                raise UsageError(f"the vgg128 discriminator takes {size}x{size} inputs but data.patch_size is "
+                                 f"{d.patch_size} (set discriminator.args.input_size or the patch size)")
+        lr_patch = d.patch_size // cfg.scale
+        for bank, what in ((getattr(self.noise, "bank", None), "data.noise_pool"),
+                           (getattr(self.degrade, "bank", None), "data.degradation.pool")):
+            if bank is not None and bank.min_size < lr_patch:
+                raise UsageError(f"{what}: its smallest noise patch ({bank.min_size} px) is smaller than the LR crop "
+                                 f"({lr_patch} px)")
+
+    def _prepare_folder(self, resume: bool, overwrite: bool) -> None:
+        """Clear the folder for a new run (``overwrite``), write the resolved config, cut the log back."""
+        if not resume and overwrite and self.main:
+            for name in ("checkpoints", "samples", "tensorboard"):
+                shutil.rmtree(self.run_dir / name, ignore_errors=True)
+            for name in ("log.jsonl", "curves.png", "model.safetensors", "model_best.safetensors"):
+                (self.run_dir / name).unlink(missing_ok=True)
         self._barrier()
         if self.main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             write_bytes_atomic(self.run_dir / "config.yaml", dump_yaml(self.cfg).encode())
             if resume:
-                self._truncate_log(int(self._resume_state["iteration"]))
+                self._truncate_log(self.iteration)
+        self._barrier()
 
     def _truncate_log(self, iteration: int) -> None:
         """Drop log records after ``iteration`` (the killed run's steps that the checkpoint lacks)
@@ -360,11 +385,27 @@ class Trainer:
         except (KeyError, RuntimeError, ValueError) as e:
             raise UsageError(f"the checkpoint does not fit this configuration ({str(e).splitlines()[0]})",
                              self.ckpt_dir) from None
+        self._apply_optim_config(self.opt_g, self.sched_g, self.cfg.optim.generator)
+        if self.opt_d is not None:
+            self._apply_optim_config(self.opt_d, self.sched_d, self.cfg.optim.discriminator)
         self.iteration = int(st["iteration"])
         self.best = dict(st.get("best") or {})
         torch.set_rng_state(st["rng"]["torch"])
         if "cuda" in st["rng"] and self.device.type == "cuda":
             torch.cuda.set_rng_state(st["rng"]["cuda"], self.device)
+
+    def _apply_optim_config(self, opt: torch.optim.Optimizer, sched: Any, o: Any) -> None:
+        """After loading a checkpoint: the config's rate, betas and weight decay win (a resume may
+        change them, e.g. a lower rate after a divergence); Adam's moments are kept."""
+        factor = lr_factor(sched.last_epoch, self.cfg)
+        changed = []
+        for g in opt.param_groups:
+            new = {"initial_lr": o.lr, "lr": o.lr * factor, "betas": tuple(o.betas), "weight_decay": o.weight_decay}
+            changed += [k for k, v in new.items() if k != "lr" and g.get(k) != v]
+            g.update(new)
+        sched.base_lrs = [o.lr] * len(opt.param_groups)
+        if changed:
+            log.warning("resumed with changed optimiser settings: %s", ", ".join(sorted(set(changed))))
 
     # --------------------------------------------------------------------------- one step
     def batches(self, start: int) -> Iterator[dict[str, Any]]:
@@ -537,10 +578,14 @@ class Trainer:
         rows = []
         samples = self.run_dir / "samples"
         for i, p in enumerate(self.val):
-            sr = upscale_image(model, p.lr, opts)
-            sr8 = np.clip(np.floor(sr * 255 + 0.5), 0, 255).astype(np.uint8)
-            hr8, bic8 = _to8(p.hr), _to8(imresize(p.lr, scale=s))
-            rows.append((psnr(sr8, hr8, s), ssim(sr8, hr8, s), psnr(bic8, hr8, s)))
+            sr_f = upscale_image(model, p.lr, opts)
+            if not np.isfinite(sr_f).all():
+                raise TrainingError(f"the model's output on validation image {p.name} is not finite at iteration "
+                                    f"{self.iteration}; nothing was saved after the last checkpoint")
+            # as realsr eval: SR and bicubic quantised to the reference's bit depth
+            sr, bic = from_float(sr_f, p.hr.dtype), from_float(to_float(imresize(p.lr, scale=s)), p.hr.dtype)
+            rows.append((psnr(sr, p.hr, s), ssim(sr, p.hr, s), psnr(bic, p.hr, s)))
+            sr8, hr8, bic8 = _to8(sr), _to8(p.hr), _to8(bic)
             if i < self.cfg.log.samples:
                 c = self.cfg.log.sample_size
                 h, w = hr8.shape[:2]
@@ -597,7 +642,8 @@ class Trainer:
                 self._pending.append((self.iteration - 1, terms))
                 it = self.iteration
                 done = it == total
-                if it % cfg.log.every == 0 or done or it % cfg.log.save_every == 0:
+                validate = bool(cfg.log.val_every and it % cfg.log.val_every == 0) or done
+                if it % cfg.log.every == 0 or done or it % cfg.log.save_every == 0 or validate:
                     means = self._check_finite()
                     now = time.perf_counter()
                     speed = (it - last_it) / max(now - last_t, 1e-9)
@@ -606,7 +652,7 @@ class Trainer:
                                "it_s": speed, "time": now - t0})
                     if bar is not None:
                         bar.set_postfix({k: f"{v:.4g}" for k, v in means.items() if k in ("pixel", "perceptual", "gan", "d")})
-                if (cfg.log.val_every and it % cfg.log.val_every == 0) or done:
+                if validate:
                     self._validate_and_log()
                 if it % cfg.log.save_every == 0 or done:
                     self.save()

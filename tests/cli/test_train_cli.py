@@ -72,3 +72,15 @@ def test_resume_and_refusals(degraded, tmp_path, capsys):
     assert "scale mismatch" in capsys.readouterr().err
     assert _run("train", "-o", tmp_path / "r6", "--resume") == 2
     assert "nothing to resume" in capsys.readouterr().err
+
+
+def test_resume_takes_path_overrides_and_refuses_a_config_file(degraded, tmp_path, capsys):
+    train, val = degraded
+    run = tmp_path / "run"
+    small = ["optim.iterations=2", "data.batch_size=2", "data.workers=0"]
+    assert _run("train", ROOT / "examples" / "tiny_cpu.yaml", "-o", run, "--train-data", train, *small) == 0
+    assert _run("train", "-o", run, "--resume", f"data.val={val}", "optim.iterations=3") == 0
+    assert yaml.safe_load((run / "config.yaml").read_text())["data"]["val"] == str(val)
+    capsys.readouterr()
+    assert _run("train", ROOT / "examples" / "tiny_cpu.yaml", "-o", run, "--resume") == 2
+    assert "give changes as key=value" in capsys.readouterr().err

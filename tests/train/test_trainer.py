@@ -326,3 +326,60 @@ def test_on_the_fly_degradation_and_noise_injection(tmp_path, pairs, kit):
         data = {"train": str(pairs / "HR"), "degradation": deg_cfg, "noise_pool": None if mode == "pool" else str(pool)}
         cfg = from_dict(kit.tiny(pairs, data=data, optim={"iterations": 2}))
         assert Trainer(cfg, tmp_path / f"run_{mode}").run()["iteration"] == 2, mode
+
+
+def test_resume_applies_changed_optimiser_settings(tmp_path, pairs, kit):
+    cfg = from_dict(kit.tiny(pairs, optim={"iterations": 3}))
+    Trainer(cfg, tmp_path / "run").run()
+    lower = from_dict(kit.tiny(pairs, optim={"iterations": 6, "generator": {"lr": 1e-6}}))
+    t = Trainer(lower, tmp_path / "run", resume=True)
+    # iteration 3 is past the milestone at 3: factor 0.5
+    assert t.opt_g.param_groups[0]["lr"] == pytest.approx(0.5e-6) and t.sched_g.base_lrs == [1e-6]
+    t.run()
+    assert t.opt_g.param_groups[0]["lr"] == pytest.approx(0.5e-6)
+
+
+def test_a_bad_new_run_leaves_the_old_one_alone(tmp_path, pairs, kit):
+    cfg = from_dict(kit.tiny(pairs, optim={"iterations": 3}))
+    Trainer(cfg, tmp_path / "run").run()
+    before = sorted(p.name for p in (tmp_path / "run").rglob("*"))
+    with pytest.raises(UsageError, match="training data folder not found"):
+        Trainer(from_dict(kit.tiny(tmp_path / "typo")), tmp_path / "run", overwrite=True)
+    with pytest.raises(UsageError, match="training data folder not found"):
+        Trainer(from_dict(kit.tiny(tmp_path / "typo")), tmp_path / "run", resume=True)
+    assert sorted(p.name for p in (tmp_path / "run").rglob("*")) == before
+    assert "typo" not in (tmp_path / "run" / "config.yaml").read_text()
+
+
+def test_settings_that_fail_only_with_data_are_checked_before_training(tmp_path, pairs, kit):
+    vgg = kit.tiny(pairs, discriminator={"arch": "vgg128"}, losses={"gan": {"weight": 0.01}})
+    with pytest.raises(UsageError, match="vgg128 discriminator takes 128x128 inputs but data.patch_size is 32"):
+        Trainer(from_dict(vgg), tmp_path / "a")
+    from realsr.degrade.kernels import gaussian_kernel
+    from realsr.degrade.pool import write_synthetic_pool
+
+    write_synthetic_pool(tmp_path / "pool", gaussian_kernel(13, 1.5), n_noise=1, noise_size=4)
+    with pytest.raises(UsageError, match=r"smallest noise patch \(4 px\) is smaller than the LR crop \(8 px\)"):
+        Trainer(from_dict(kit.tiny(pairs, data={"noise_pool": str(tmp_path / "pool")})), tmp_path / "b")
+    with pytest.raises(UsageError, match="log.save_every must be >= 1"):
+        from_dict(kit.tiny(pairs, log={"save_every": 0}))
+    with pytest.raises(UsageError, match="data.val_crop"):
+        from_dict(kit.tiny(pairs, data={"val_crop": 16}))
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_nan_is_caught_before_validation(tmp_path, pairs, kit, monkeypatch):
+    import realsr.train.trainer as tr
+
+    real = tr.pixel_loss
+    calls = {"n": 0}
+
+    def sometimes_nan(a, b, kind="l1"):
+        calls["n"] += 1
+        return real(a, b, kind) * (float("nan") if calls["n"] == 2 else 1.0)
+
+    monkeypatch.setattr(tr, "pixel_loss", sometimes_nan)
+    cfg = from_dict(kit.tiny(pairs, data={"val": str(pairs)}, log={"every": 4, "val_every": 2, "save_every": 100}))
+    with pytest.raises(TrainingError, match="at iteration 2"):
+        Trainer(cfg, tmp_path / "run").run()
+    assert not (tmp_path / "run" / "model_best.safetensors").exists()
