@@ -24,6 +24,7 @@ import math
 import os
 import shutil
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -503,7 +504,9 @@ class Trainer:
         self.scaler.update()
         self.sched_g.step()
         if self.sched_d is not None:
-            self.sched_d.step()
+            with warnings.catch_warnings():  # before gan_start D does not step; its schedule still follows the iteration
+                warnings.filterwarnings("ignore", "Detected call of")
+                self.sched_d.step()
         if self.ema is not None:
             ema_update(self.ema, self.G, self.cfg.optim.ema)
         self.iteration += 1

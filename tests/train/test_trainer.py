@@ -383,3 +383,25 @@ def test_nan_is_caught_before_validation(tmp_path, pairs, kit, monkeypatch):
     with pytest.raises(TrainingError, match="at iteration 2"):
         Trainer(cfg, tmp_path / "run").run()
     assert not (tmp_path / "run" / "model_best.safetensors").exists()
+
+
+def test_engine_options_reach_the_step(tmp_path, pairs, kit):
+    """AdamW, gradient clipping, channels_last, charbonnier, hinge GAN with BasicSR's D gradient and
+    a late GAN start: each is used, and the GAN terms appear only from optim.gan_start on."""
+    tree = kit.tiny(pairs, discriminator={"arch": "patchgan", "args": {"ndf": 8, "n_layers": 1}},
+                    losses={"pixel": {"kind": "charbonnier"}, "gan": {"weight": 0.01, "kind": "hinge", "d_detach_means": True}},
+                    optim={"iterations": 3, "gan_start": 1, "grad_clip": 1e-3,
+                           "generator": {"type": "adamw", "weight_decay": 0.01}},
+                    engine={"channels_last": "on"})
+    t = Trainer(from_dict(tree), tmp_path / "run")
+    assert isinstance(t.opt_g, torch.optim.AdamW) and t.opt_g.param_groups[0]["weight_decay"] == 0.01
+    assert t.G.conv_first.weight.is_contiguous(memory_format=torch.channels_last)
+    stream = t.batches(0)
+    t.forward_backward(next(stream), 0, 0)
+    t._step(t.opt_g, t.G.parameters())
+    norm = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in t.G.parameters()]))
+    assert norm <= 1e-3 * 1.001
+    t.run()
+    steps = kit.losses_of(tmp_path / "run")
+    assert "gan" not in steps[0][1] and "d" not in steps[0][1]
+    assert {"gan", "d"} <= set(steps[1][1]) and {"gan", "d"} <= set(steps[2][1])
