@@ -74,15 +74,3 @@ def latest_checkpoint(folder: str | os.PathLike) -> tuple[dict[str, Any], Path] 
         except UsageError as e:
             log.warning("skipping damaged checkpoint: %s", e)
     return None
-
-
-def is_checkpoint_file(path: str | os.PathLike) -> bool:
-    """Whether ``path`` looks like a realsr training checkpoint (by name or content)."""
-    p = Path(path)
-    if p.suffix != ".pt":
-        return False
-    try:
-        obj = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception:  # noqa: BLE001 -- not readable as one: the caller tries other formats
-        return False
-    return isinstance(obj, dict) and obj.get("format") == FORMAT

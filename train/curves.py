@@ -58,7 +58,6 @@ def _panel(draw: ImageDraw.ImageDraw, box: tuple[int, int, int, int], title: str
             draw.ellipse([line[0][0] - 2, line[0][1] - 2, line[0][0] + 2, line[0][1] + 2], fill=c)
         draw.text((x1 - 150, y0 + 6 + 12 * i), name, fill=c)
     back = (lambda v: 10 ** v) if log_y else (lambda v: v)
-    draw.text((x0 - 2, y0 - 2), "", fill=(0, 0, 0))
     draw.text((x0 + 4, y0 + 4), _fmt(back(hi)) + (" (log)" if log_y else ""), fill=(80, 80, 80))
     draw.text((x0 + 4, y1 - 16), _fmt(back(lo)), fill=(80, 80, 80))
     draw.text((x0, y1 + 4), f"{int(xlo)}", fill=(80, 80, 80))

@@ -25,9 +25,9 @@ import numpy as np
 import torch
 
 from realsr.errors import ImageReadError, UsageError
-from realsr.images import IMAGE_EXTENSIONS, read_image, to_float
+from realsr.images import read_image, to_float
 
-from .evaluate import find_pairs, fit_hr
+from .evaluate import find_pairs, fit_hr, image_files
 
 log = logging.getLogger("realsr.train")
 
@@ -39,10 +39,6 @@ class Item:
     name: str
     hr: Any
     lr: Any = None
-
-
-def _images(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
 
 
 def _data_folder(folder: str | os.PathLike, scale: int, what: str) -> Path:
@@ -58,10 +54,6 @@ def _data_folder(folder: str | os.PathLike, scale: int, what: str) -> Path:
     if ms != scale:
         raise UsageError(f"scale mismatch: the {what} is x{ms} (manifest.json) but the config's scale is {scale}", folder)
     return folder
-
-
-def _read(path: Path) -> np.ndarray:
-    return read_image(path)
 
 
 def load_items(folder: str | os.PathLike, scale: int, patch_size: int, paired: bool, in_memory: bool) -> list[Item]:
@@ -85,7 +77,7 @@ def load_items(folder: str | os.PathLike, scale: int, patch_size: int, paired: b
                 skipped.append(f"{p.name}: no HR")
                 continue
             try:
-                lr, hr = _read(p.lr), _read(p.hr)
+                lr, hr = read_image(p.lr), read_image(p.hr)
                 hr = fit_hr(hr, lr.shape, scale)
             except ImageReadError as e:
                 skipped.append(f"{p.name}: {e}")
@@ -98,9 +90,9 @@ def load_items(folder: str | os.PathLike, scale: int, patch_size: int, paired: b
             items.append(Item(p.name, hr, lr) if in_memory else Item(p.name, p.hr, p.lr))
     else:
         src = folder / "HR" if (folder / "HR").is_dir() else folder
-        for path in _images(src):
+        for path in image_files(src):
             try:
-                hr = _read(path)
+                hr = read_image(path)
             except ImageReadError as e:
                 skipped.append(f"{path.name}: {e}")
                 continue
@@ -154,8 +146,8 @@ class CropDataset(torch.utils.data.Dataset):
     def __getitem__(self, g: int) -> dict[str, Any]:
         item = self.items[self.image_index(g)]
         rng = np.random.default_rng([self.seed, 11, g])
-        hr = item.hr if isinstance(item.hr, np.ndarray) else _read(item.hr)
-        lr = item.lr if (item.lr is None or isinstance(item.lr, np.ndarray)) else _read(item.lr)
+        hr = item.hr if isinstance(item.hr, np.ndarray) else read_image(item.hr)
+        lr = item.lr if (item.lr is None or isinstance(item.lr, np.ndarray)) else read_image(item.lr)
         s, p = self.scale, self.patch
         if lr is not None:
             hr = fit_hr(hr, lr.shape, s)
@@ -223,7 +215,7 @@ def load_val(folder: str | os.PathLike, scale: int, max_images: int = 0, crop: i
         if p.hr is None:
             continue
         try:
-            lr, hr = _read(p.lr), _read(p.hr)
+            lr, hr = read_image(p.lr), read_image(p.hr)
             hr = fit_hr(hr, lr.shape, scale)
         except ImageReadError as e:
             log.warning("validation image skipped: %s", e)

@@ -47,7 +47,8 @@ class Pair:
     hr: Path | None
 
 
-def _images(folder: Path) -> list[Path]:
+def image_files(folder: Path) -> list[Path]:
+    """The image files directly in ``folder``, sorted by name."""
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
 
 
@@ -72,10 +73,10 @@ def find_pairs(lr_dir: str | os.PathLike, hr_dir: str | os.PathLike | None = Non
     for d in (lr_dir, hr_dir):
         if not d.is_dir():
             raise UsageError("not a folder", d)
-    lrs = _images(lr_dir)
+    lrs = image_files(lr_dir)
     if not lrs:
         raise UsageError("no images found", lr_dir)
-    hrs = _images(hr_dir)
+    hrs = image_files(hr_dir)
     exact = {p.stem: p for p in hrs}
     loose: dict[str, Path | None] = {}
     for p in hrs:

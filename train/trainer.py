@@ -110,43 +110,46 @@ def _dist_info() -> tuple[int, int, int]:
     return int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_RANK", "0"))
 
 
+def _checkpoint_generator(spec: str) -> dict[str, torch.Tensor] | None:
+    """The generator weights (EMA when present) of a realsr training checkpoint, or None when
+    ``spec`` is not one."""
+    if not str(spec).endswith(".pt"):
+        return None
+    try:
+        c = ckpt.read_checkpoint(spec)
+    except UsageError:
+        return None
+    return c.get("ema") or c["generator"]
+
+
 def init_generator_weights(model: SRNet, spec: str, strict: bool = True) -> None:
     """Load ``spec`` into ``model``: a realsr training checkpoint (its EMA weights when present), a
     realsr model file, or an official checkpoint (through the architecture's key map).
     ``strict=False`` loads only the tensors whose names and shapes fit and keeps the rest (e.g. an
     x4 network started from an x2 model, as EDSR and RCAN did); at least one must fit."""
-    if not strict:
-        from .weights import load_state, read_safetensors
-
-        if ckpt.is_checkpoint_file(spec):
-            c = ckpt.read_checkpoint(spec)
-            state = c.get("ema") or c["generator"]
-        elif str(spec).lower().endswith(".safetensors"):
-            state = read_safetensors(spec)[0]
-        else:
-            state = type(model).map_state(load_state(spec, "initial weights"))
-        own = model.state_dict()
-        fit = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
-        if not fit:
-            raise UsageError(f"no tensor of the file fits architecture {model.arch!r}", spec)
-        model.load_state_dict(fit, strict=False)
-        log.info("initialised %d of %d tensors from %s (%d kept fresh)", len(fit), len(own), spec, len(own) - len(fit))
-        return
-    if ckpt.is_checkpoint_file(spec):
-        c = ckpt.read_checkpoint(spec)
-        state = c.get("ema") or c["generator"]
+    state = _checkpoint_generator(spec)
+    if strict:
+        if state is None:
+            args = {k: v for k, v in model.arch_args.items() if k != "scale"}
+            state = load_model(spec, model.arch, model.scale, **args).state_dict()
         try:
             model.load_state_dict(state)
         except RuntimeError as e:
             raise UsageError(f"the checkpoint's generator does not fit this model ({str(e).splitlines()[0]})", spec) from None
         return
-    loaded = load_model(spec, model.arch, model.scale, **{k: v for k, v in model.arch_args.items() if k != "scale"})
-    model.load_state_dict(loaded.state_dict())
+    if state is None:
+        from .weights import load_state, read_safetensors
 
-
-def _to8(a: np.ndarray) -> np.ndarray:
-    """uint8 view of a uint8/uint16 image (16-bit rounded to 8-bit levels)."""
-    return a if a.dtype == np.uint8 else np.clip(np.floor(a / 257.0 + 0.5), 0, 255).astype(np.uint8)
+        if str(spec).lower().endswith(".safetensors"):
+            state = read_safetensors(spec)[0]
+        else:
+            state = type(model).map_state(load_state(spec, "initial weights"))
+    own = model.state_dict()
+    fit = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    if not fit:
+        raise UsageError(f"no tensor of the file fits architecture {model.arch!r}", spec)
+    model.load_state_dict(fit, strict=False)
+    log.info("initialised %d of %d tensors from %s (%d kept fresh)", len(fit), len(own), spec, len(own) - len(fit))
 
 
 # ------------------------------------------------------------------------------------- trainer
@@ -305,12 +308,11 @@ class Trainer:
     def _check_fit(self) -> None:
         """Settings that only fail once data, networks and pools are known, checked before any work."""
         cfg, d = self.cfg, self.cfg.data
-        b = d.batch_size // (cfg.optim.accumulate * self.world) if d.batch_size % (cfg.optim.accumulate * self.world) == 0 else 0
-        if not b:
+        if d.batch_size % (cfg.optim.accumulate * self.world):
             raise UsageError(f"data.batch_size ({d.batch_size}) must be a multiple of optim.accumulate x processes "
                              f"({cfg.optim.accumulate} x {self.world})")
         if self.D is not None and cfg.discriminator.arch == "vgg128":
-            size = unwrap(self.D).input_size if hasattr(unwrap(self.D), "input_size") else 128
+            size = unwrap(self.D).input_size
             if size != d.patch_size:
                 raise UsageError(f"the vgg128 discriminator takes {size}x{size} inputs but data.patch_size is "
                                  f"{d.patch_size} (set discriminator.args.input_size or the patch size)")
@@ -450,7 +452,6 @@ class Trainer:
         with sync_g:
             with self._autocast():
                 sr = self.G_train(lr * pr) / pr if pr != 1 else self.G_train(lr)
-                parts = []
                 if L.pixel.weight > 0:
                     terms["pixel"] = L.pixel.weight * pixel_loss(sr.float(), hr, L.pixel.kind)
                 if self.perceptual is not None:
@@ -466,8 +467,7 @@ class Trainer:
                     finally:
                         d_raw.requires_grad_(True)
                     terms["gan"] = L.gan.weight * generator_adv_loss(L.gan.kind, fake, real)
-                parts = list(terms.values())
-                total = torch.stack(parts).sum()
+                total = torch.stack(list(terms.values())).sum()
             self.scaler.scale(total / acc).backward()
         if gan_on:
             sync_d = self.D_train.no_sync() if (self.world > 1 and not last) else contextlib.nullcontext()
@@ -588,7 +588,7 @@ class Trainer:
             # as realsr eval: SR and bicubic quantised to the reference's bit depth
             sr, bic = from_float(sr_f, p.hr.dtype), from_float(to_float(imresize(p.lr, scale=s)), p.hr.dtype)
             rows.append((psnr(sr, p.hr, s), ssim(sr, p.hr, s), psnr(bic, p.hr, s)))
-            sr8, hr8, bic8 = _to8(sr), _to8(p.hr), _to8(bic)
+            sr8, hr8, bic8 = (from_float(to_float(a), np.uint8) for a in (sr, p.hr, bic))
             if i < self.cfg.log.samples:
                 c = self.cfg.log.sample_size
                 h, w = hr8.shape[:2]

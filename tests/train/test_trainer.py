@@ -405,3 +405,31 @@ def test_engine_options_reach_the_step(tmp_path, pairs, kit):
     steps = kit.losses_of(tmp_path / "run")
     assert "gan" not in steps[0][1] and "d" not in steps[0][1]
     assert {"gan", "d"} <= set(steps[1][1]) and {"gan", "d"} <= set(steps[2][1])
+
+
+def test_smaller_options_are_used(tmp_path, pairs, kit, caplog):
+    """No flips/rotations keeps crops in source orientation; val_images limits validation; a
+    CUDA-only precision on the CPU warns; deterministic mode switches torch's global flag."""
+    from realsr.images import read_image
+
+    items = load_items(pairs, 4, 32, paired=True, in_memory=True)
+    ds = CropDataset(items, 4, 32, seed=1, flip=False, rotate=False)
+    for g in range(6):
+        s = ds[g]
+        src = read_image(pairs / "HR" / f"{items[ds.image_index(g)].name}.png")
+        crop = (s["hr"].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+        found = any(np.array_equal(crop, src[y:y + 32, x:x + 32])
+                    for y in range(0, src.shape[0] - 31, 4) for x in range(0, src.shape[1] - 31, 4))
+        assert found, g
+    was = torch.are_deterministic_algorithms_enabled()
+    try:
+        cfg = from_dict(kit.tiny(pairs, data={"val": str(pairs), "val_images": 2}, optim={"iterations": 1},
+                                 engine={"precision": "bf16", "deterministic": True}))
+        with caplog.at_level("WARNING", logger="realsr.train"):
+            t = Trainer(cfg, tmp_path / "run")
+        assert "applies on CUDA only" in caplog.text and torch.are_deterministic_algorithms_enabled()
+        t.run()
+    finally:
+        torch.use_deterministic_algorithms(was)
+    v = [json.loads(x) for x in (tmp_path / "run" / "log.jsonl").read_text().splitlines() if '"val"' in x]
+    assert v[-1]["val"]["images"] == 2
