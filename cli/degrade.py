@@ -1,4 +1,4 @@
-"""``realsr degrade``: clean HR images -> realistic LR/HR pairs (pool, classic, bicubic, highorder)."""
+"""``realsr degrade``: clean HR images -> realistic LR/HR pairs (pool, classic, bicubic, highorder, dsgan)."""
 
 from __future__ import annotations
 
@@ -60,10 +60,19 @@ def _load_highorder(path: Path | None) -> HighOrderParams:
 @click.option("--scale", type=click.IntRange(1, 16), default=4, show_default=True, help="SR scale: HR = scale x LR.")
 @click.option("--mode", type=click.Choice(MODES), default="pool", show_default=True,
               help="pool: kernels + real noise from --pool (Impressionism); classic: random blur/resize/noise/JPEG "
-                   "(Samsung NTIRE 2020); bicubic: MATLAB imresize; highorder: Real-ESRGAN second-order.")
+                   "(Samsung NTIRE 2020); bicubic: MATLAB imresize; highorder: Real-ESRGAN second-order; "
+                   "dsgan: the DSGAN generator (--weights) on the bicubic LR, as SRResCGAN's training data.")
 @click.option("--pool", "pool", type=click.Path(exists=True, path_type=Path), default=None,
               help="Pool folder made by realsr build-pool (for --mode pool).")
 @click.option("--pool-noise/--no-pool-noise", default=True, help="Add the pool's real noise (--mode pool).")
+@click.option("--weights", type=click.Path(path_type=Path), default=None,
+              help="dsgan: the generator's weights (a PyTorch state dict such as SRResCGAN's "
+                   "pretrained_nets/DSGAN/300_G.pth; read without unpickling code).")
+@click.option("--device", default="auto", show_default=True,
+              help="dsgan: where the network runs: auto (cuda if available), cpu, cuda or cuda:N.")
+@click.option("--tile", type=click.IntRange(min=0), default=512, show_default=True,
+              help="dsgan: LR tile side in pixels (0: the whole image at once); tiles overlap by the "
+                   "network's receptive radius, so they change nothing beyond float rounding.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="Random seed (same seed, same files).")
 @click.option("--cleanup", type=click.Choice(CLEANUPS), default="off", show_default=True,
@@ -97,9 +106,9 @@ def _load_highorder(path: Path | None) -> HighOrderParams:
 @shard_option
 @overwrite_option
 @click.pass_context
-def degrade_cmd(ctx: click.Context, sources, out, scale, mode, pool, pool_noise, seed, cleanup, blur_sigma, kernel_size,
-                resize_methods, antialias, noise_kinds, noise_sigma, poisson_peak, jpeg_prob, jpeg_quality,
-                highorder_config, reference, raw_linear, workers, shard, overwrite) -> int:
+def degrade_cmd(ctx: click.Context, sources, out, scale, mode, pool, pool_noise, weights, device, tile, seed, cleanup,
+                blur_sigma, kernel_size, resize_methods, antialias, noise_kinds, noise_sigma, poisson_peak, jpeg_prob,
+                jpeg_quality, highorder_config, reference, raw_linear, workers, shard, overwrite) -> int:
     """Make LR/HR training pairs from clean HR images.
 
     SOURCES: folders of HR photos, photo files or .txt lists of paths. Writes OUT/HR/*.png (mod-cropped
@@ -116,13 +125,13 @@ def degrade_cmd(ctx: click.Context, sources, out, scale, mode, pool, pool_noise,
             highorder=_load_highorder(highorder_config) if mode == "highorder" else HighOrderParams(),
             pool_noise=pool_noise)
         settings = DegradeSettings(mode=mode, scale=scale, seed=seed, params=params, cleanup=cleanup,
-                                   pool=str(pool) if pool else None)
+                                   pool=str(pool) if pool else None, weights=str(weights) if weights else None)
     except ValueError as e:
         raise UsageError(str(e)) from None
     k, n = parse_shard(shard)
     found = discover_sources(list(sources))
     manifest = degrade_dataset(found, out, settings, RawOptions(linear=raw_linear), workers=workers, shard=(k, n),
-                               overwrite=overwrite, progress=ctx.obj.get("progress", True))
+                               overwrite=overwrite, progress=ctx.obj.get("progress", True), device=device, tile=tile)
     where = out / (MANIFEST_NAME if n == 1 or len(manifest.pairs) > len(select_shard(found, k, n))
                    else shard_manifest_name(k, n))
     if reference is not None:

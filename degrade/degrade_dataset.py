@@ -1,7 +1,8 @@
 """Degrading a folder of clean HR images: files in, the pair dataset of ARCHITECTURE.md out.
 
 ``OUT/HR/<name>.png`` (mod-cropped), ``OUT/LR/<name>.png``, ``OUT/manifest.json`` (per pair: mode,
-seed, kernel, noise, JPEG quality and the full ``steps`` that regenerate it), and with a reference
+seed, kernel, noise, JPEG quality, for learned modes the weights file name and SHA-256, and the full
+``steps`` that regenerate it), and with a reference
 folder ``OUT/realism.json`` + ``OUT/realism.png``. Each pair's seed comes from the run seed and the
 pair's name (:func:`realsr.degrade.degrade_pair.pair_seed`), so results do not depend on order,
 workers or shards. Files are written atomically and the manifest after every pair: an interrupted
@@ -15,7 +16,7 @@ import hashlib
 import logging
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +26,12 @@ from realsr.atomic import remove_stale_temporaries
 from realsr.errors import RealsrError, UsageError
 from realsr.images import read_image, write_png
 from realsr.manifest import MANIFEST_NAME, Manifest, merge_shards, previous_entries, shard_manifest_name
-from realsr.parallel import parallel_map, select_shard
+from realsr.parallel import default_workers, parallel_map, select_shard
 from realsr.raw import RawOptions
 
 from .build_pool import Source
 from .degrade_pair import CLEANUPS, clean_up, degrade_pair, pair_seed
+from .learned import LEARNED_MODES, WEIGHTS_HELP, LearnedDegrader, LearnedSpec, load_degrader
 from .pool import Pool
 from .recipes import MODES, ModeParams
 
@@ -43,6 +45,8 @@ class DegradeSettings:
 
     ``cleanup``: ``off``; ``replace`` (HR = MATLAB bicubic x1/2 of the source, Real-SR's clean-up);
     ``add`` (both: ``<name>`` from the source and ``<name>_clean`` from the cleaned source).
+    ``weights``: the network's weights file of a learned mode (:mod:`realsr.degrade.learned`);
+    recorded by file name and SHA-256 (``weights_digest``, filled in by :func:`degrade_dataset`).
     """
 
     mode: str = "pool"
@@ -52,6 +56,8 @@ class DegradeSettings:
     cleanup: str = "off"
     pool: str | None = None
     pool_digest: str | None = None
+    weights: str | None = None
+    weights_digest: str | None = None
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -64,6 +70,10 @@ class DegradeSettings:
             raise ValueError("seed must be >= 0")
         if self.mode == "pool" and not self.pool:
             raise ValueError("--mode pool needs --pool POOL (made by realsr build-pool)")
+        if self.mode in LEARNED_MODES and not self.weights:
+            raise ValueError(f"--mode {self.mode} needs --weights FILE ({WEIGHTS_HELP.get(self.mode, 'its network')})")
+        if self.weights and self.mode not in LEARNED_MODES:
+            raise ValueError(f"--weights is only used by --mode {' / '.join(LEARNED_MODES)}, not --mode {self.mode}")
 
     def to_json(self) -> dict[str, Any]:
         mode_params: Any = None
@@ -73,6 +83,9 @@ class DegradeSettings:
             mode_params = self.params.highorder.to_json()
         elif self.mode == "pool":
             mode_params = {"pool": self.pool, "pool_json_sha256": self.pool_digest, "noise": self.params.pool_noise}
+        elif self.mode in LEARNED_MODES:
+            mode_params = {"weights": Path(self.weights).name if self.weights else None,
+                           "weights_sha256": self.weights_digest}
         return {"mode": self.mode, "seed": self.seed, "cleanup": self.cleanup, "mode_params": mode_params}
 
 
@@ -82,6 +95,7 @@ class _Job:
     out: str
     settings: DegradeSettings
     raw: RawOptions
+    learned: LearnedSpec | None = None
 
 
 _POOLS: dict[str, Pool] = {}
@@ -94,6 +108,11 @@ def _pool(path: str | None) -> Pool | None:
     if path not in _POOLS:
         _POOLS[path] = Pool.load(path)
     return _POOLS[path]
+
+
+def _learned(spec: LearnedSpec | None) -> LearnedDegrader | None:
+    """The learned degrader of a run, loaded once per process."""
+    return None if spec is None else load_degrader(spec)
 
 
 def _paths(out: Path, name: str) -> dict[str, Path]:
@@ -154,7 +173,7 @@ def degrade_one(job: _Job) -> list[dict[str, Any]]:
             if cleaned:
                 hr = clean_up(img)
             seed = pair_seed(s.seed, name)
-            hr_c, lr, record = degrade_pair(hr, s.mode, s.scale, seed, s.params, _pool(s.pool))
+            hr_c, lr, record = degrade_pair(hr, s.mode, s.scale, seed, s.params, _pool(s.pool), _learned(job.learned))
         except UsageError:
             raise  # a bad pool or mode: the whole run cannot go on
         except RealsrError as err:
@@ -194,17 +213,21 @@ def degrade_dataset(
     shard: tuple[int, int] = (1, 1),
     overwrite: bool = False,
     progress: bool = True,
+    device: str = "auto",
+    tile: int = 512,
 ) -> Manifest:
     """Degrade ``sources`` into the pair dataset ``out``; returns the (merged) manifest.
 
-    Checks the pool first (every kernel and noise file readable, the right scale, not empty) so a
-    broken pool stops the run at once with the file named (:class:`UsageError`).
+    Checks the pool first (every kernel and noise file readable, the right scale, not empty) and
+    loads a learned mode's weights (exact fit, device available) so a broken pool or weights file
+    stops the run at once with the file named (:class:`UsageError`). ``device`` (auto, cpu, cuda,
+    cuda:N) and ``tile`` (LR px, 0: whole image) only concern learned modes; on a GPU they run in
+    one process (``workers`` is then 1), on the CPU each worker gets ``cores / workers`` threads.
     """
     pool = _pool(str(Path(settings.pool).resolve())) if settings.pool else None
     if pool is not None:
         digest = hashlib.sha256((pool.root / "pool.json").read_bytes()).hexdigest()
-        settings = DegradeSettings(settings.mode, settings.scale, settings.seed, settings.params, settings.cleanup,
-                                   str(Path(settings.pool).resolve()), digest)
+        settings = replace(settings, pool=str(Path(settings.pool).resolve()), pool_digest=digest)
         if settings.mode == "pool":
             if pool.scale != settings.scale:
                 raise UsageError(f"the pool was built for x{pool.scale}, not x{settings.scale}", pool.root / "pool.json")
@@ -214,6 +237,19 @@ def degrade_dataset(
                 raise UsageError("the pool has no noise patches (use --no-pool-noise for kernels only)",
                                  pool.root / "pool.json")
             pool.check_files(noise=settings.params.pool_noise)
+    spec = None
+    if settings.mode in LEARNED_MODES:
+        weights = str(Path(str(settings.weights)).resolve())
+        spec = LearnedSpec(settings.mode, weights, settings.scale, device, tile)
+        degrader = load_degrader(spec)  # checks file, fit and device before anything is written
+        digest = degrader.describe()["weights_sha256"]
+        settings = replace(settings, weights=weights, weights_digest=digest)
+        on_gpu = getattr(getattr(degrader, "device", None), "type", "cpu") != "cpu"
+        if on_gpu and workers > 1:
+            log.info("%s runs on %s: one process instead of %d workers", settings.mode, degrader.device, workers)
+            workers = 1
+        threads = max(1, default_workers() // workers) if workers > 1 else None
+        spec = replace(spec, threads=threads, sha256=digest)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     if remove_stale_temporaries(out):
@@ -232,7 +268,7 @@ def degrade_dataset(
             if overwrite or not all(_is_finished(manifest.pairs.get(nm), out, s) for nm in pair_names(s, settings.cleanup))]
     if len(todo) < len(mine):
         log.info("%d of %d images already done; skipping them", len(mine) - len(todo), len(mine))
-    jobs = [_Job(s, str(out), settings, raw) for s in todo]
+    jobs = [_Job(s, str(out), settings, raw, spec) for s in todo]
     manifest.save(mpath)
     for _, entries in parallel_map(degrade_one, jobs, workers=workers, desc="degrade", progress=progress):
         for e in entries:

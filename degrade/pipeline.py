@@ -17,7 +17,10 @@ parameters, sizes, qualities, and one integer seed per noise field), so the step
   gray image when ``gray``);
 - ``{"op": "pool_noise", "tiles": [...]}``: add the listed zero-mean crops of pool noise patches;
 - ``{"op": "jpeg", "quality": q}``: JPEG round trip through the real codec (8-bit);
-- ``{"op": "clip"}``: clamp to [0, 1].
+- ``{"op": "clip"}``: clamp to [0, 1];
+- ``{"op": "learned", "model": m, "weights": file, "weights_sha256": h, "scale": s, "seed": n}``: the
+  learned degradation ``m`` (HR -> LR at 1/s; :mod:`realsr.degrade.learned`), run by the loaded
+  degrader passed as ``learned`` (refused when its model, weights or scale differ).
 
 The result is rounded and clipped once, at the end, by the caller (:func:`realsr.images.from_float`).
 """
@@ -35,10 +38,11 @@ from realsr.resize import imresize
 
 from .jpeg import jpeg_numpy
 from .kernel_family import make_kernel
+from .learned import run_learned
 from .noise import zero_mean
 from .operators import blur
 
-OPS = ("blur", "subsample", "resize", "gaussian_noise", "poisson_noise", "pool_noise", "jpeg", "clip")
+OPS = ("blur", "subsample", "resize", "gaussian_noise", "poisson_noise", "pool_noise", "jpeg", "clip", "learned")
 
 
 def gaussian_field(shape: tuple[int, int], channels: int, seed: int) -> np.ndarray:
@@ -69,8 +73,9 @@ def tile_noise(tiles: list[dict[str, Any]], shape: tuple[int, int], pool: Any) -
     return out
 
 
-def apply_step(x: np.ndarray, step: dict[str, Any], pool: Any = None) -> np.ndarray:
-    """One step on ``x`` (H, W, 3) float32 in [0, 1]; returns float32 (see the module docstring)."""
+def apply_step(x: np.ndarray, step: dict[str, Any], pool: Any = None, learned: Any = None) -> np.ndarray:
+    """One step on ``x`` (H, W, 3) float32 in [0, 1]; returns float32 (see the module docstring).
+    ``learned``: the loaded degrader a ``learned`` step needs."""
     op = step.get("op")
     if op == "blur":
         return blur(x, make_kernel(step["kernel"], pool))
@@ -102,15 +107,18 @@ def apply_step(x: np.ndarray, step: dict[str, Any], pool: Any = None) -> np.ndar
         return jpeg_numpy(np.clip(x, 0.0, 1.0).astype(np.float32), int(step["quality"]))
     if op == "clip":
         return np.clip(x, 0.0, 1.0)
+    if op == "learned":
+        return run_learned(x, step, learned)
     raise UsageError(f"unknown degradation step {op!r}; one of {', '.join(OPS)}")
 
 
-def apply_steps(img: np.ndarray, steps: list[dict[str, Any]], pool: Any = None) -> np.ndarray:
-    """Run ``steps`` on ``img`` (H, W, 3) float in [0, 1]; float32 result, not rounded."""
+def apply_steps(img: np.ndarray, steps: list[dict[str, Any]], pool: Any = None, learned: Any = None) -> np.ndarray:
+    """Run ``steps`` on ``img`` (H, W, 3) float in [0, 1]; float32 result, not rounded. ``learned``:
+    the loaded degrader of a ``learned`` step (:mod:`realsr.degrade.learned`)."""
     x = np.ascontiguousarray(img, dtype=np.float32)
     for step in steps:
         try:
-            x = apply_step(x, step, pool)
+            x = apply_step(x, step, pool, learned)
         except (KeyError, TypeError, ValueError) as e:
             raise UsageError(f"malformed degradation step {step!r} ({e})") from None
     return x

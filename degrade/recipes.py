@@ -13,6 +13,8 @@ every random choice made. Modes:
 - ``bicubic``: MATLAB ``imresize`` bicubic with antialiasing (METHODS.md 7.4).
 - ``highorder``: Real-ESRGAN's second-order pipeline (Wang et al. 2021, its published default
   ranges): blur, resize, noise, JPEG, twice, then a final resize + sinc filter and JPEG in random order.
+- learned modes (:data:`realsr.degrade.learned.LEARNED_MODES`, e.g. ``dsgan``): one ``learned``
+  step run by a loaded network (:mod:`realsr.degrade.learned`).
 """
 
 from __future__ import annotations
@@ -27,7 +29,9 @@ import numpy as np
 from realsr.errors import RealsrError, UsageError
 from realsr.resize import METHODS
 
-MODES = ("pool", "classic", "bicubic", "highorder")
+from .learned import LEARNED_MODES, WEIGHTS_HELP, learned_step
+
+MODES = ("pool", "classic", "bicubic", "highorder", *LEARNED_MODES)
 NOISE_CHOICES = ("none", "gaussian", "poisson", "both")
 
 
@@ -312,9 +316,11 @@ class ModeParams:
 
 
 def sample_steps(mode: str, rng: np.random.Generator, hr_shape: tuple[int, int], scale: int,
-                 params: ModeParams = ModeParams(), pool: Any = None, bit_depth: int | None = 8) -> list[dict[str, Any]]:
+                 params: ModeParams = ModeParams(), pool: Any = None, bit_depth: int | None = 8,
+                 learned: Any = None) -> list[dict[str, Any]]:
     """The steps of one pair in ``mode`` (one of :data:`MODES`); ``bit_depth`` of the HR (8, 16, or
-    None for float) sets the per-pass rounding of ``bicubic``."""
+    None for float) sets the per-pass rounding of ``bicubic``; ``learned``: the loaded
+    :class:`~realsr.degrade.learned.LearnedDegrader` of a learned mode."""
     if mode == "pool":
         if pool is None:
             raise UsageError("--mode pool needs --pool POOL")
@@ -325,4 +331,10 @@ def sample_steps(mode: str, rng: np.random.Generator, hr_shape: tuple[int, int],
         return bicubic_steps(hr_shape, scale, bit_depth)
     if mode == "highorder":
         return sample_highorder(rng, hr_shape, scale, params.highorder)
+    if mode in LEARNED_MODES:
+        if learned is None or learned.mode != mode:
+            raise UsageError(f"--mode {mode} needs --weights FILE ({WEIGHTS_HELP.get(mode, 'its network')})")
+        if learned.scale != scale:
+            raise UsageError(f"the {mode} degrader was loaded for x{learned.scale}, not x{scale}")
+        return [learned_step(learned, rng)]
     raise UsageError(f"unknown mode {mode!r}; one of {', '.join(MODES)}")
