@@ -31,11 +31,14 @@ from .main import EXIT_ITEMS_FAILED, EXIT_OK, cli
 @click.option("--no-compare", is_flag=True, help="Do not write the comparison crops.")
 @click.option("--compare-size", type=click.IntRange(min=8), default=160, show_default=True,
               help="Side of the comparison crops, HR pixels.")
+@click.option("--branches", is_flag=True,
+              help="Multi-branch models (D2C-SR): score each branch beside the fused output and write "
+                   "branches/<name>.png (branch outputs and their fusion weight maps).")
 @overwrite_option
 @click.pass_context
 def eval_command(ctx: click.Context, model: str, lr_dir: Path, hr_dir: Path | None, out: Path, arch, scale,
                  tile, overlap, batch, ensemble, device, precision, half, crop_border, rgb, round_y,
-                 lpips_lin, lpips_alex, no_sr, no_compare, compare_size, overwrite) -> int:
+                 lpips_lin, lpips_alex, no_sr, no_compare, compare_size, branches, overwrite) -> int:
     """Super-resolve LR_DIR with MODEL and score it against HR_DIR (or a pair dataset folder LR_DIR
     with LR/ and HR/). MODEL: a .safetensors model file, an official .pth checkpoint (--arch if it is
     not recognised), or 'bicubic'. Images pair by name; every pair is also scored for bicubic."""
@@ -57,7 +60,9 @@ def eval_command(ctx: click.Context, model: str, lr_dir: Path, hr_dir: Path | No
     if Path(model).is_file():
         info["sha256"] = file_digest(model)
     opts = EvalOptions(infer=iopts, crop_border=crop_border, y_channel=not rgb, round_y=round_y,
-                       save_sr=not no_sr, compare=not no_compare, compare_size=compare_size)
+                       save_sr=not no_sr, compare=not no_compare, compare_size=compare_size, branches=branches)
+    if branches and not getattr(net, "branch_names", None):
+        raise UsageError(f"--branches: architecture {net.arch!r} has a single output")
     bar = tqdm(total=len(pairs), desc="eval", unit="image", leave=False, disable=not ctx.obj.get("progress", True))
 
     def tick(pair) -> None:
@@ -70,8 +75,10 @@ def eval_command(ctx: click.Context, model: str, lr_dir: Path, hr_dir: Path | No
     m, b = report["mean"], report["baseline"]["mean"]
 
     def fmt(d: dict) -> str:
-        return " ".join(f"{k} {v:.4f}" for k, v in d.items() if v is not None)
+        return " ".join(f"{k} {v:.4f}" for k, v in d.items() if isinstance(v, float))
 
     click.echo(f"realsr: {net.arch} x{net.scale}: {fmt(m)} | bicubic: {fmt(b)}", err=True)
+    for name, sc in (m.get("branches") or {}).items():
+        click.echo(f"realsr:   branch {name}: {fmt(sc)}", err=True)
     click.echo(summary_line(report["counts"], str(out)), err=True)
     return EXIT_ITEMS_FAILED if report["failed"] else EXIT_OK

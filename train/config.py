@@ -171,9 +171,46 @@ class OptimConfig:
     accumulate: int = 1
     #: decay of the exponential moving average of the generator weights; 0 = no EMA
     ema: float = 0.999
+    #: the second network's optimiser (``method: d2c``: the convergence network)
+    convergence: OptimizerConfig = field(default_factory=OptimizerConfig)
     #: no discriminator and no GAN loss before this iteration (G trains alone first). Not BasicSR's
     #: net_d_init_iters, which trains D alone at the start
     gan_start: int = 0
+
+
+@dataclass
+class D2CConfig:
+    """D2C-SR training (``method: d2c``, METHODS.md 1.4-1.5). The branch and convergence losses use
+    ``losses.pixel`` (``kind: l2`` = the official MSE); the divergence weight follows the official
+    epoch schedule: 0 up to epoch ``start_epoch``; afterwards ``weight * 0.5^(epoch // halve_epochs)``
+    in the first ``on_epochs`` of every ``period_epochs`` (epochs 1000-1199, 2000-2199, ... with the
+    defaults); ``schedule: always`` keeps ``weight`` on from the first iteration."""
+
+    #: ``joint`` (official code: every iteration one step of the divergence network, then a fresh
+    #: forward of it and one step of the convergence network) or ``sequential`` (the divergence
+    #: network alone for ``divergence_iterations``, then the convergence network alone)
+    mode: str = "joint"
+    #: sequential mode: iterations of the first stage (0 = half of optim.iterations)
+    divergence_iterations: int = 0
+    #: divergence loss weight (diver_w)
+    weight: float = 2e-5
+    #: triplet margins of siblings (11-12, 21-22) and cousins (11-21 ...); cousins get the larger one
+    margin_same: float = 2e-5
+    margin_diff: float = 5e-5
+    #: extra weight of the sibling terms (decay_rate)
+    sibling_weight: float = 0.8
+    #: true: the divergence loss trains the network (the paper); false: it is only logged, as in
+    #: the released code, which turns it into a Python float before adding it (no gradient)
+    in_graph: bool = True
+    #: ``official`` (the epoch schedule above) or ``always``
+    schedule: str = "official"
+    #: iterations per epoch for the schedule; 0 = training images // batch size (the official
+    #: N_train / batch)
+    epoch_iterations: int = 0
+    start_epoch: int = 200
+    period_epochs: int = 1000
+    on_epochs: int = 200
+    halve_epochs: int = 2000
 
 
 @dataclass
@@ -215,6 +252,9 @@ class TrainConfig:
     name: str = "run"
     scale: int = 4
     seed: int = 0
+    #: ``standard`` (one generator, optional GAN) or ``d2c`` (D2C-SR's divergence and convergence
+    #: networks, ``model.arch: d2csr``; settings in ``d2c``)
+    method: str = "standard"
     model: ModelConfig = field(default_factory=ModelConfig)
     discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -222,9 +262,14 @@ class TrainConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     engine: EngineConfig = field(default_factory=EngineConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    d2c: D2CConfig = field(default_factory=D2CConfig)
 
 
 _CHOICES = {
+    "method": ("standard", "d2c"),
+    "d2c.mode": ("joint", "sequential"),
+    "d2c.schedule": ("official", "always"),
+    "optim.convergence.type": ("adam", "adamw"),
     "data.degradation.mode": ("pool", "classic", "highorder", "bicubic"),
     "losses.pixel.kind": ("l1", "l2", "charbonnier"),
     "losses.perceptual.criterion": ("l1", "l2", "fro"),
@@ -397,7 +442,7 @@ def check(cfg: TrainConfig) -> None:
             bad(f"losses.{k}.weight must be >= 0")
     if not any(getattr(cfg.losses, k).weight > 0 for k in ("pixel", "perceptual", "gan", "tv")):
         bad("every loss weight is 0")
-    for name in ("generator", "discriminator"):
+    for name in ("generator", "discriminator", "convergence"):
         o = getattr(cfg.optim, name)
         if len(o.betas) != 2 or o.lr <= 0:
             bad(f"optim.{name}: lr must be > 0 and betas two numbers")
@@ -419,6 +464,24 @@ def check(cfg: TrainConfig) -> None:
     if d.val_crop and d.val_crop < 2 * cfg.scale + 11:
         bad(f"data.val_crop ({d.val_crop}) leaves no room for the {cfg.scale}-px border and the 11-px SSIM window "
             f"(at least {2 * cfg.scale + 11})")
+
+
+    if cfg.method == "d2c":
+        if cfg.model.arch != "d2csr":
+            bad(f"method d2c trains the d2csr architecture, not model.arch {cfg.model.arch!r}")
+        if cfg.losses.gan.weight > 0 or cfg.losses.perceptual.weight > 0 or cfg.losses.tv.weight > 0:
+            bad("method d2c uses losses.pixel only (the branch and convergence losses); set the other weights to 0")
+        if cfg.losses.pixel.weight <= 0:
+            bad("method d2c needs losses.pixel.weight > 0")
+        c = cfg.d2c
+        if min(c.weight, c.margin_same, c.margin_diff, c.sibling_weight) < 0:
+            bad("d2c.weight, margins and sibling_weight must be >= 0")
+        if c.divergence_iterations < 0 or c.divergence_iterations >= cfg.optim.iterations and c.mode == "sequential":
+            bad(f"d2c.divergence_iterations ({c.divergence_iterations}) must be in [0, optim.iterations)")
+        if c.epoch_iterations < 0 or min(c.period_epochs, c.halve_epochs) < 1 or c.on_epochs < 0 or c.start_epoch < 0:
+            bad("d2c.epoch_iterations, start_epoch and on_epochs must be >= 0; period_epochs and halve_epochs >= 1")
+    elif cfg.model.arch == "d2csr":
+        bad("model.arch d2csr is trained with method: d2c")
 
 
 def to_dict(cfg: TrainConfig) -> dict:

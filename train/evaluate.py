@@ -29,7 +29,7 @@ from realsr.images import IMAGE_EXTENSIONS, from_float, read_image, to_float, wr
 from realsr.resize import imresize
 
 from . import metrics
-from .compare import comparison_panel
+from .compare import comparison_panel, most_different_box
 from .infer import InferOptions, upscale_image
 from .models import SRNet
 
@@ -112,6 +112,8 @@ class EvalOptions:
     save_sr: bool = True
     compare: bool = True
     compare_size: int = 160
+    #: multi-branch models (D2C-SR): score every branch and write ``branches/<name>.png``
+    branches: bool = False
 
 
 def file_digest(path: str | os.PathLike) -> str:
@@ -158,12 +160,48 @@ def evaluate_pair(model: SRNet, pair: Pair, out_dir: Path, opts: EvalOptions, lp
     if opts.compare:
         write_png(out_dir / "compare" / f"{pair.name}.png",
                   comparison_panel(lr, bic_f, sr_f, hr, s, opts.compare_size))
+    if opts.branches and getattr(model, "branch_names", None):
+        rec["branches"] = _branch_scores(model, lr, hr, sr_f, border, opts, out_dir / "branches" / f"{pair.name}.png")
     return rec, base
 
 
-def _mean(records: list[dict]) -> dict[str, float]:
+def _branch_scores(model: SRNet, lr: np.ndarray, hr: np.ndarray, sr_f: np.ndarray, border: int,
+                   opts: EvalOptions, picture: Path) -> dict[str, dict[str, float]]:
+    """PSNR/SSIM of every branch of a multi-branch model (``model.branch_names``,
+    ``model.outputting``), and a picture: top row the branch outputs, bottom row their per-pixel
+    fusion weights (black 0, white 1), on the ``compare_size`` crop where the fused output differs
+    most from the HR."""
+    from .compare import _label
+
+    outs, scores = [], {}
+    for b in model.branch_names:
+        with model.outputting(b):
+            o = upscale_image(model, lr, opts.infer)
+        outs.append(o)
+        q = from_float(o, hr.dtype)
+        scores[b] = {"psnr": metrics.psnr(q, hr, border, opts.y_channel, opts.round_y),
+                     "ssim": metrics.ssim(q, hr, border, opts.y_channel, opts.round_y)}
+    with model.outputting("weights"):
+        w = upscale_image(model, lr, opts.infer)  # (H, W, 4): the fusion weights
+    top, left, side = most_different_box(sr_f, to_float(hr), opts.compare_size, model.scale)
+
+    def crop(a: np.ndarray) -> np.ndarray:
+        return np.floor(np.clip(a[top:top + side, left:left + side], 0, 1) * 255 + 0.5).astype(np.uint8)
+
+    row1 = [_label(crop(o), f"branch {b} {scores[b]['psnr']:.2f} dB") for b, o in zip(model.branch_names, outs)]
+    row2 = [_label(np.repeat(crop(w[..., k:k + 1]), 3, 2), f"weight {b} (mean {w[..., k].mean():.2f})")
+            for k, b in enumerate(model.branch_names)]
+    gap = np.full((row1[0].shape[0], 4, 3), 255, np.uint8)
+    rows = [np.concatenate([x for p in r for x in (p, gap)][:-1], axis=1) for r in (row1, row2)]
+    write_png(picture, np.concatenate([rows[0], np.full((4, rows[0].shape[1], 3), 255, np.uint8), rows[1]], axis=0))
+    return scores
+
+
+def _mean(records: list[dict]) -> dict[str, Any]:
     keys = [k for k in ("psnr", "ssim", "lpips") if records and all(k in r for r in records)]
-    out = {}
+    out: dict[str, Any] = {}
+    if records and all("branches" in r for r in records):
+        out["branches"] = {b: _mean([r["branches"][b] for r in records]) for b in records[0]["branches"]}
     for k in keys:
         vals = [r[k] for r in records]
         # an identical image gives inf PSNR; the mean is then inf too, which JSON cannot hold

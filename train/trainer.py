@@ -207,7 +207,13 @@ class Trainer:
                 p.requires_grad_(False)
 
         # optimisation
-        self.opt_g = _optimizer(self.G.parameters(), cfg.optim.generator)
+        self.method = None
+        g_params = self.G.parameters()
+        if cfg.method == "d2c":
+            from .d2c import D2CStep
+
+            g_params = D2CStep.generator_parameters(self.G)
+        self.opt_g = _optimizer(g_params, cfg.optim.generator)
         self.sched_g = torch.optim.lr_scheduler.LambdaLR(self.opt_g, lambda it: lr_factor(it, cfg))
         self.opt_d = self.sched_d = None
         if self.D is not None:
@@ -218,6 +224,8 @@ class Trainer:
         if cfg.engine.precision != "fp32" and not cuda:
             log.warning("engine.precision %s applies on CUDA only; training in fp32 on %s", cfg.engine.precision, self.device)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
+        if cfg.method == "d2c":
+            self.method = D2CStep(self)
 
         # losses
         L = cfg.losses
@@ -235,17 +243,12 @@ class Trainer:
             self._resume_state = None
 
         # wrappers
-        self.G_train: nn.Module = self.G
-        self.D_train: nn.Module | None = self.D
-        if cfg.engine.compile:
-            self.G_train = torch.compile(self.G_train)
-            if self.D_train is not None:
-                self.D_train = torch.compile(self.D_train)
-        if self.world > 1:
-            ids = [self.device.index] if cuda else None
-            self.G_train = nn.parallel.DistributedDataParallel(self.G_train, device_ids=ids)
-            if self.D_train is not None:
-                self.D_train = nn.parallel.DistributedDataParallel(self.D_train, device_ids=ids)
+        if self.method is not None:
+            self.method.wrap(self._wrap)
+            self.G_train: nn.Module = self.G
+        else:
+            self.G_train = self._wrap(self.G)
+        self.D_train: nn.Module | None = self._wrap(self.D) if self.D is not None else None
 
         # data
         d = cfg.data
@@ -258,6 +261,8 @@ class Trainer:
         self.noise = NoiseInjection(d.noise_pool, cfg.seed, self.device) if d.noise_pool else None
         items = load_items(d.train, s, d.patch_size, paired=self.degrade is None, in_memory=d.in_memory)
         self.dataset = CropDataset(items, s, d.patch_size, cfg.seed, d.flip, d.rotate)
+        if self.method is not None:
+            self.method.set_epoch_size(len(items))
         self.val = load_val(d.val, s, d.val_images, d.val_crop) if (d.val and self.main) else []
         self._check_fit()
         self._pending: list[tuple[int, torch.Tensor]] = []
@@ -287,6 +292,15 @@ class Trainer:
             self.device = torch.device("cpu")
             return
         self.device = resolve_device(spec)
+
+    def _wrap(self, m: nn.Module) -> nn.Module:
+        """``m`` compiled (engine.compile) and wrapped in DDP (distributed runs)."""
+        if self.cfg.engine.compile:
+            m = torch.compile(m)
+        if self.world > 1:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            m = nn.parallel.DistributedDataParallel(m, device_ids=ids)
+        return m
 
     def _barrier(self) -> None:
         if self.world > 1:
@@ -368,6 +382,7 @@ class Trainer:
             "opt_d": self.opt_d.state_dict() if self.opt_d else None,
             "sched_d": self.sched_d.state_dict() if self.sched_d else None,
             "scaler": self.scaler.state_dict(), "rng": rng, "best": self.best,
+            "method": self.method.state_dict() if self.method is not None else None,
         }
 
     def _load_state(self, st: dict[str, Any]) -> None:
@@ -385,6 +400,10 @@ class Trainer:
             self.sched_g.load_state_dict(st["sched_g"])
             if st.get("scaler"):
                 self.scaler.load_state_dict(st["scaler"])
+            if self.method is not None:
+                if st.get("method") is None:
+                    raise KeyError("method")
+                self.method.load_state_dict(st["method"])
         except (KeyError, RuntimeError, ValueError) as e:
             raise UsageError(f"the checkpoint does not fit this configuration ({str(e).splitlines()[0]})",
                              self.ckpt_dir) from None
@@ -494,13 +513,16 @@ class Trainer:
         self.opt_g.zero_grad(set_to_none=True)
         if self.opt_d is not None:
             self.opt_d.zero_grad(set_to_none=True)
-        sums: dict[str, torch.Tensor] = {}
-        for a, b in enumerate(micro_batches):
-            for k, v in self.forward_backward(b, it, a).items():
-                sums[k] = sums.get(k, 0) + v / len(micro_batches)
-        self._step(self.opt_g, self.G.parameters())
-        if "d" in sums:
-            self._step(self.opt_d, self.D.parameters())
+        if self.method is not None:
+            sums = self.method.step(micro_batches)
+        else:
+            sums = {}
+            for a, b in enumerate(micro_batches):
+                for k, v in self.forward_backward(b, it, a).items():
+                    sums[k] = sums.get(k, 0) + v / len(micro_batches)
+            self._step(self.opt_g, self.G.parameters())
+            if "d" in sums:
+                self._step(self.opt_d, self.D.parameters())
         self.scaler.update()
         self.sched_g.step()
         if self.sched_d is not None:
@@ -579,6 +601,7 @@ class Trainer:
         s = self.cfg.scale
         opts = InferOptions(tile=512, overlap=16, device=str(self.device))
         rows = []
+        branch_rows: dict[str, list[float]] = {}
         samples = self.run_dir / "samples"
         for i, p in enumerate(self.val):
             sr_f = upscale_image(model, p.lr, opts)
@@ -588,6 +611,10 @@ class Trainer:
             # as realsr eval: SR and bicubic quantised to the reference's bit depth
             sr, bic = from_float(sr_f, p.hr.dtype), from_float(to_float(imresize(p.lr, scale=s)), p.hr.dtype)
             rows.append((psnr(sr, p.hr, s), ssim(sr, p.hr, s), psnr(bic, p.hr, s)))
+            for b in getattr(model, "branch_names", ()):
+                with model.outputting(b):
+                    out = from_float(upscale_image(model, p.lr, opts), p.hr.dtype)
+                branch_rows.setdefault(b, []).append(psnr(out, p.hr, s))
             sr8, hr8, bic8 = (from_float(to_float(a), np.uint8) for a in (sr, p.hr, bic))
             if i < self.cfg.log.samples:
                 c = self.cfg.log.sample_size
@@ -596,8 +623,11 @@ class Trainer:
                 crop = np.concatenate([a[y:y + c, x:x + c] for a in (bic8, sr8, hr8)], axis=1)
                 write_png(samples / f"{self.iteration:08d}_{p.name}.png", crop)
         arr = np.array(rows, dtype=np.float64)
-        return {"psnr": float(arr[:, 0].mean()), "ssim": float(arr[:, 1].mean()),
-                "psnr_bicubic": float(arr[:, 2].mean()), "images": len(rows)}
+        out = {"psnr": float(arr[:, 0].mean()), "ssim": float(arr[:, 1].mean()),
+               "psnr_bicubic": float(arr[:, 2].mean()), "images": len(rows)}
+        for b, vals in branch_rows.items():  # D2C-SR: each branch's own PSNR beside the fused one
+            out[f"psnr_branch_{b}"] = float(np.mean(vals))
+        return out
 
     # --------------------------------------------------------------------------- saving
     def _meta(self) -> dict[str, Any]:
@@ -654,7 +684,7 @@ class Trainer:
                     self._log({"iteration": it, "losses": means, "lr": self.opt_g.param_groups[0]["lr"],
                                "it_s": speed, "time": now - t0})
                     if bar is not None:
-                        bar.set_postfix({k: f"{v:.4g}" for k, v in means.items() if k in ("pixel", "perceptual", "gan", "d")})
+                        bar.set_postfix({k: f"{v:.4g}" for k, v in means.items() if k in ("pixel", "perceptual", "gan", "d", "branches", "convergence")})
                 if validate:
                     self._validate_and_log()
                 if it % cfg.log.save_every == 0 or done:

@@ -73,3 +73,41 @@ def test_two_gloo_processes_match_one_process(tmp_path, kit):
     for k in wb:
         assert torch.allclose(wa[k], wb[k], atol=1e-5), k
     assert len(list((tmp_path / "ddp" / "checkpoints").glob("iter_*.pt"))) == 1
+
+
+RUN_ONLY = r'''
+import json, sys
+from realsr.train.config import from_dict
+from realsr.train.trainer import Trainer
+t = Trainer(from_dict(json.loads(sys.argv[1])), sys.argv[2])
+assert t.world == 2
+t.run()
+t.close()
+'''
+
+
+def test_d2c_under_two_gloo_processes_matches_one_process(tmp_path, kit):
+    """D2C-SR wraps its two networks in DDP separately; with the divergence weight at 0 (its
+    batch standardisation is per process, as in the official multi-GPU code) two processes with
+    half batches train the same weights as one process."""
+    pairs = kit.block_pairs(tmp_path / "pairs")
+    tree = kit.tiny(pairs, method="d2c", optim={"iterations": 3, "ema": 0}, log={"save_every": 3},
+                    model={"arch": "d2csr", "args": {"num_feat": 8, "num_group": 1, "num_block": 1, "reduction": 4}},
+                    losses={"pixel": {"kind": "l2", "weight": 1.0}}, d2c={"weight": 0.0})
+    script = tmp_path / "worker.py"
+    script.write_text(RUN_ONLY)
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
+    env["OMP_NUM_THREADS"] = "1"
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                           str(script), json.dumps(tree), str(tmp_path / "ddp")],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    Trainer(from_dict(tree), tmp_path / "one", progress=False).run()
+    a, b = kit.losses_of(tmp_path / "ddp"), kit.losses_of(tmp_path / "one")
+    for (_, la), (_, lb) in zip(a, b):
+        for k in ("branches", "convergence"):
+            assert abs(la[k] - lb[k]) <= 1e-4 * abs(lb[k]) + 1e-7, k
+    wa, _ = read_safetensors(tmp_path / "ddp" / "model.safetensors")
+    wb, _ = read_safetensors(tmp_path / "one" / "model.safetensors")
+    for k in wb:
+        assert torch.allclose(wa[k], wb[k], atol=1e-5), k
