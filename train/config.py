@@ -44,6 +44,8 @@ class DiscriminatorConfig:
     arch: Optional[str] = None
     args: dict = field(default_factory=dict)
     init: Optional[str] = None
+    #: feed D high-pass images, ``0.5 + 0.5 * (x - boxblur9x9(x))`` (SRResCGAN's FilterHigh)
+    highpass: bool = False
 
 
 @dataclass
@@ -60,6 +62,16 @@ class DegradationConfig:
     params: dict = field(default_factory=dict)
     #: round the LR to 8-bit levels, as a saved LR file would be
     quantize: bool = True
+
+
+@dataclass
+class MixupConfig:
+    """Mixup of training batches (SRResCGAN): with probability ``prob`` per micro-batch,
+    ``lam ~ Beta(alpha, alpha)`` and both HR and LR become ``lam * x + (1 - lam) * x[perm]`` with one
+    random permutation of the batch."""
+
+    prob: float = 0.0
+    alpha: float = 1.2
 
 
 @dataclass
@@ -83,6 +95,8 @@ class DataConfig:
     #: inject zero-mean noise crops from this pool into the LR (Impressionism's noiseDataset)
     noise_pool: Optional[str] = None
     degradation: Optional[DegradationConfig] = None
+    #: batch mixup (off by default; SRResCGAN: prob 0.5, alpha 1.2)
+    mixup: MixupConfig = field(default_factory=MixupConfig)
     #: validate on at most this many images (0 = all) ...
     val_images: int = 0
     #: ... each cropped to its centre, at most this many HR pixels per side (0 = whole image)
@@ -121,6 +135,8 @@ class GanLossConfig:
 @dataclass
 class TvLossConfig:
     weight: float = 0.0
+    #: ``l1`` / ``l2``: total variation of the SR image; ``gradient_difference``: L1 distance of the
+    #: SR and HR finite-difference gradients (SRResCGAN's ``TV_L1LOSS(sr, hr)``)
     kind: str = "l1"
 
 
@@ -130,6 +146,9 @@ class LossConfig:
     perceptual: PerceptualLossConfig = field(default_factory=PerceptualLossConfig)
     gan: GanLossConfig = field(default_factory=GanLossConfig)
     tv: TvLossConfig = field(default_factory=TvLossConfig)
+    #: the losses and the discriminator see images in [0, value_range]: 1 (most recipes) or 255
+    #: (SRResCGAN, whose L1 x10, VGG on [0, 255] tensors and TV are defined on that scale)
+    value_range: float = 1.0
 
 
 @dataclass
@@ -274,7 +293,7 @@ _CHOICES = {
     "losses.pixel.kind": ("l1", "l2", "charbonnier"),
     "losses.perceptual.criterion": ("l1", "l2", "fro"),
     "losses.gan.kind": ("ragan", "vanilla", "lsgan", "hinge"),
-    "losses.tv.kind": ("l1", "l2"),
+    "losses.tv.kind": ("l1", "l2", "gradient_difference"),
     "optim.generator.type": ("adam", "adamw"),
     "optim.discriminator.type": ("adam", "adamw"),
     "optim.schedule.type": ("multistep", "cosine", "constant"),
@@ -459,6 +478,10 @@ def check(cfg: TrainConfig) -> None:
     for k in ("val_every", "samples"):
         if getattr(cfg.log, k) < 0:
             bad(f"log.{k} must be >= 0")
+    if not 0 <= d.mixup.prob <= 1 or d.mixup.alpha <= 0:
+        bad("data.mixup.prob must be in [0, 1] and data.mixup.alpha > 0")
+    if cfg.losses.value_range <= 0:
+        bad("losses.value_range must be > 0 (1 or 255)")
     if d.val_images < 0 or d.val_crop < 0:
         bad("data.val_images and data.val_crop must be >= 0")
     if d.val_crop and d.val_crop < 2 * cfg.scale + 11:

@@ -84,6 +84,12 @@ def tv_loss(x: torch.Tensor, kind: str = "l1") -> torch.Tensor:
     return dh.pow(2).mean() + dw.pow(2).mean()
 
 
+def high_pass(x: torch.Tensor) -> torch.Tensor:
+    """SRResCGAN's ``FilterHigh`` for discriminator inputs: ``0.5 + 0.5 * (x - avgpool9x9(x))``
+    (stride 1, zero padding 4 counted in the mean), in the units of ``x``."""
+    return 0.5 + 0.5 * (x - F.avg_pool2d(x, 9, stride=1, padding=4, count_include_pad=True))
+
+
 def gradient_difference_loss(sr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
     """SRResCGAN's ``TV_L1LOSS(sr, hr)`` (METHODS.md 3.3): L1 distance between the finite-difference
     gradients of the two images, i.e. the anisotropic TV of ``sr - hr``, normalised as in the code::

@@ -42,7 +42,8 @@ from .config import TrainConfig, dump_yaml, to_dict
 from .curves import draw_curves
 from .data import CropDataset, NoiseInjection, OnlineDegradation, SampleOrder, load_items, load_val, make_loader
 from .infer import InferOptions, resolve_device, upscale_image
-from .losses import PerceptualLoss, discriminator_adv_loss, generator_adv_loss, pixel_loss, tv_loss
+from .losses import (PerceptualLoss, discriminator_adv_loss, generator_adv_loss, gradient_difference_loss, high_pass,
+                     pixel_loss, tv_loss)
 from .metrics import psnr, ssim
 from .model_files import load_model, save_model
 from .models import SRNet, build
@@ -447,10 +448,27 @@ class Trainer:
             lr = batch["lr"].to(self.device, non_blocking=nb)
         if self.noise is not None:
             lr = self.noise(lr, key)
+        if self.cfg.data.mixup.prob > 0:
+            lr, hr = self._mixup(lr, hr, key)
         if self.channels_last:
             hr = hr.contiguous(memory_format=torch.channels_last)
             lr = lr.contiguous(memory_format=torch.channels_last)
         return lr, hr
+
+    def _d_input(self, x: torch.Tensor) -> torch.Tensor:
+        """What the discriminator sees of an image batch: itself, or its high-pass (SRResCGAN)."""
+        return high_pass(x) if self.cfg.discriminator.highpass else x
+
+    def _mixup(self, lr: torch.Tensor, hr: torch.Tensor, key: tuple[int, int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """SRResCGAN's mixup: with probability ``data.mixup.prob`` both batches become
+        ``lam * x + (1 - lam) * x[perm]``, ``lam ~ Beta(alpha, alpha)``; drawn from (seed, key)."""
+        m = self.cfg.data.mixup
+        rng = np.random.default_rng([self.cfg.seed, 23, *key])
+        if m.prob <= 0 or rng.random() >= m.prob:
+            return lr, hr
+        lam = float(rng.beta(m.alpha, m.alpha))
+        perm = torch.from_numpy(rng.permutation(hr.shape[0])).to(hr.device)
+        return lam * lr + (1 - lam) * lr[perm], lam * hr + (1 - lam) * hr[perm]
 
     def _autocast(self) -> Any:
         if self.amp_dtype is None:
@@ -471,18 +489,22 @@ class Trainer:
         with sync_g:
             with self._autocast():
                 sr = self.G_train(lr * pr) / pr if pr != 1 else self.G_train(lr)
+                # the losses and D see [0, value_range] (255 for SRResCGAN)
+                vr = L.value_range
+                sr_l, hr_l = (sr * vr, hr * vr) if vr != 1 else (sr, hr)
                 if L.pixel.weight > 0:
-                    terms["pixel"] = L.pixel.weight * pixel_loss(sr.float(), hr, L.pixel.kind)
+                    terms["pixel"] = L.pixel.weight * pixel_loss(sr_l.float(), hr_l, L.pixel.kind)
                 if self.perceptual is not None:
-                    terms["perceptual"] = L.perceptual.weight * self.perceptual(sr.float(), hr)
+                    terms["perceptual"] = L.perceptual.weight * self.perceptual(sr_l.float(), hr_l)
                 if L.tv.weight > 0:
-                    terms["tv"] = L.tv.weight * tv_loss(sr.float(), L.tv.kind)
+                    terms["tv"] = L.tv.weight * (gradient_difference_loss(sr_l.float(), hr_l) if L.tv.kind == "gradient_difference"
+                                                 else tv_loss(sr_l.float(), L.tv.kind))
                 if gan_on:
                     d_raw = unwrap(self.D)
                     d_raw.requires_grad_(False)
                     try:
-                        fake = d_raw(sr).float()
-                        real = d_raw(hr).float().detach() if L.gan.kind == "ragan" else None
+                        fake = d_raw(self._d_input(sr_l)).float()
+                        real = d_raw(self._d_input(hr_l)).float().detach() if L.gan.kind == "ragan" else None
                     finally:
                         d_raw.requires_grad_(True)
                     terms["gan"] = L.gan.weight * generator_adv_loss(L.gan.kind, fake, real)
@@ -492,8 +514,8 @@ class Trainer:
             sync_d = self.D_train.no_sync() if (self.world > 1 and not last) else contextlib.nullcontext()
             with sync_d:
                 with self._autocast():
-                    real = self.D_train(hr).float()
-                    fake = self.D_train(sr.detach()).float()
+                    real = self.D_train(self._d_input(hr_l)).float()
+                    fake = self.D_train(self._d_input(sr_l.detach())).float()
                     d_loss = discriminator_adv_loss(L.gan.kind, real, fake, detach_means=L.gan.d_detach_means)
                 self.scaler.scale(d_loss / acc).backward()
             terms["d"] = d_loss

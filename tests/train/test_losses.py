@@ -309,3 +309,14 @@ def test_perceptual_gradients(vgg_file):
     assert x.grad is not None and x.grad.abs().sum() > 0
     assert y.grad is None  # the target is detached
     assert all(p.grad is None and not p.requires_grad for p in loss.parameters())
+
+
+def test_high_pass_is_srrescgan_filter_high():
+    from realsr.train.losses import high_pass
+
+    x = torch.zeros(1, 1, 9, 9)
+    x[0, 0, 4, 4] = 81.0  # an impulse: the 9x9 box mean is 1 over the whole window at the centre
+    y = high_pass(x)
+    assert y[0, 0, 4, 4].item() == pytest.approx(0.5 + 0.5 * (81 - 1))
+    assert y[0, 0, 0, 0].item() == pytest.approx(0.5 + 0.5 * (0 - 1))  # corner: zero padding counted
+    assert torch.allclose(high_pass(torch.full((1, 3, 12, 12), 7.0))[..., 4:8, 4:8], torch.full((1, 3, 4, 4), 0.5))

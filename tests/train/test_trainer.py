@@ -433,3 +433,20 @@ def test_smaller_options_are_used(tmp_path, pairs, kit, caplog):
         torch.use_deterministic_algorithms(was)
     v = [json.loads(x) for x in (tmp_path / "run" / "log.jsonl").read_text().splitlines() if '"val"' in x]
     assert v[-1]["val"]["images"] == 2
+
+
+def test_mixup_mixes_hr_and_lr_alike_and_is_keyed(pairs, kit, tmp_path):
+    cfg = from_dict(kit.tiny(pairs, data={"mixup": {"prob": 1.0, "alpha": 1.2}}))
+    tr = Trainer(cfg, tmp_path / "r", progress=False)
+    lr = torch.rand(4, 3, 8, 8)
+    hr = lr.repeat_interleave(4, 2).repeat_interleave(4, 3)
+    a_lr, a_hr = tr._mixup(lr, hr, (0, 0, 0))
+    b_lr, b_hr = tr._mixup(lr, hr, (0, 0, 0))
+    assert torch.equal(a_lr, b_lr) and torch.equal(a_hr, b_hr)
+    assert not torch.equal(a_lr, lr)
+    assert torch.allclose(a_hr[:, :, ::4, ::4], a_lr, atol=1e-6)  # one lambda and one permutation for both
+    # a convex mix: lam * x + (1 - lam) * x[perm] for some lam in (0, 1) and permutation
+    c_lr, _ = tr._mixup(lr, hr, (1, 0, 0))
+    assert not torch.equal(c_lr, a_lr)
+    off = Trainer(from_dict(kit.tiny(pairs)), tmp_path / "o", progress=False)
+    assert off._mixup(lr, hr, (0, 0, 0))[0] is lr
