@@ -233,6 +233,22 @@ class D2CConfig:
 
 
 @dataclass
+class CycleConfig:
+    """SRResCycGAN's LR side (:mod:`realsr.train.cycle`): an LR generator, an LR-domain
+    discriminator and the cycle LR -> SR -> LR. Off while ``weight`` is 0."""
+
+    #: L1 cycle loss weight (SRResCycGAN: 10)
+    weight: float = 0.0
+    #: adversarial weight of the LR generator against the LR discriminator
+    gan_weight: float = 1.0
+    #: LR generator arguments (``nf``, ``blocks``)
+    generator_args: dict = field(default_factory=dict)
+    #: LR-domain discriminator (a ``discriminator.arch`` name) and its arguments
+    discriminator: str = "patchgan"
+    discriminator_args: dict = field(default_factory=dict)
+
+
+@dataclass
 class EngineConfig:
     #: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``
     device: str = "auto"
@@ -282,6 +298,7 @@ class TrainConfig:
     engine: EngineConfig = field(default_factory=EngineConfig)
     log: LogConfig = field(default_factory=LogConfig)
     d2c: D2CConfig = field(default_factory=D2CConfig)
+    cycle: CycleConfig = field(default_factory=CycleConfig)
 
 
 _CHOICES = {
@@ -480,6 +497,8 @@ def check(cfg: TrainConfig) -> None:
             bad(f"log.{k} must be >= 0")
     if not 0 <= d.mixup.prob <= 1 or d.mixup.alpha <= 0:
         bad("data.mixup.prob must be in [0, 1] and data.mixup.alpha > 0")
+    if cfg.cycle.weight < 0 or cfg.cycle.gan_weight < 0:
+        bad("cycle.weight and cycle.gan_weight must be >= 0")
     if cfg.losses.value_range <= 0:
         bad("losses.value_range must be > 0 (1 or 255)")
     if d.val_images < 0 or d.val_crop < 0:
@@ -503,6 +522,8 @@ def check(cfg: TrainConfig) -> None:
             bad(f"d2c.divergence_iterations ({c.divergence_iterations}) must be in [0, optim.iterations)")
         if c.epoch_iterations < 0 or min(c.period_epochs, c.halve_epochs) < 1 or c.on_epochs < 0 or c.start_epoch < 0:
             bad("d2c.epoch_iterations, start_epoch and on_epochs must be >= 0; period_epochs and halve_epochs >= 1")
+        if cfg.cycle.weight > 0:
+            bad("method d2c has no cycle branch (set cycle.weight: 0)")
     elif cfg.model.arch == "d2csr":
         bad("model.arch d2csr is trained with method: d2c")
 

@@ -227,6 +227,11 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         if cfg.method == "d2c":
             self.method = D2CStep(self)
+        self.cycle = None
+        if cfg.cycle.weight > 0:
+            from .cycle import CycleBranch
+
+            self.cycle = CycleBranch(self)
 
         # losses
         L = cfg.losses
@@ -250,6 +255,8 @@ class Trainer:
         else:
             self.G_train = self._wrap(self.G)
         self.D_train: nn.Module | None = self._wrap(self.D) if self.D is not None else None
+        if self.cycle is not None:
+            self.cycle.wrap(self._wrap)
 
         # data
         d = cfg.data
@@ -384,6 +391,7 @@ class Trainer:
             "sched_d": self.sched_d.state_dict() if self.sched_d else None,
             "scaler": self.scaler.state_dict(), "rng": rng, "best": self.best,
             "method": self.method.state_dict() if self.method is not None else None,
+            "cycle": self.cycle.state_dict() if self.cycle is not None else None,
         }
 
     def _load_state(self, st: dict[str, Any]) -> None:
@@ -405,6 +413,10 @@ class Trainer:
                 if st.get("method") is None:
                     raise KeyError("method")
                 self.method.load_state_dict(st["method"])
+            if self.cycle is not None:
+                if st.get("cycle") is None:
+                    raise KeyError("cycle")
+                self.cycle.load_state_dict(st["cycle"])
         except (KeyError, RuntimeError, ValueError) as e:
             raise UsageError(f"the checkpoint does not fit this configuration ({str(e).splitlines()[0]})",
                              self.ckpt_dir) from None
@@ -508,6 +520,8 @@ class Trainer:
                     finally:
                         d_raw.requires_grad_(True)
                     terms["gan"] = L.gan.weight * generator_adv_loss(L.gan.kind, fake, real)
+                if self.cycle is not None:
+                    terms.update(self.cycle.generator_terms(sr, lr))
                 total = torch.stack(list(terms.values())).sum()
             self.scaler.scale(total / acc).backward()
         if gan_on:
@@ -521,6 +535,8 @@ class Trainer:
             terms["d"] = d_loss
             terms["d_real"] = real.mean()
             terms["d_fake"] = fake.mean()
+        if self.cycle is not None:
+            terms.update(self.cycle.discriminator_backward(lr, last, acc))
         return {k: v.detach() for k, v in terms.items()}
 
     def _step(self, opt: torch.optim.Optimizer, params: Any) -> None:
@@ -539,12 +555,16 @@ class Trainer:
             sums = self.method.step(micro_batches)
         else:
             sums = {}
+            if self.cycle is not None:
+                self.cycle.zero_grad()
             for a, b in enumerate(micro_batches):
                 for k, v in self.forward_backward(b, it, a).items():
                     sums[k] = sums.get(k, 0) + v / len(micro_batches)
             self._step(self.opt_g, self.G.parameters())
             if "d" in sums:
                 self._step(self.opt_d, self.D.parameters())
+            if self.cycle is not None:
+                self.cycle.step()
         self.scaler.update()
         self.sched_g.step()
         if self.sched_d is not None:

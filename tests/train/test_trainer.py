@@ -450,3 +450,27 @@ def test_mixup_mixes_hr_and_lr_alike_and_is_keyed(pairs, kit, tmp_path):
     assert not torch.equal(c_lr, a_lr)
     off = Trainer(from_dict(kit.tiny(pairs)), tmp_path / "o", progress=False)
     assert off._mixup(lr, hr, (0, 0, 0))[0] is lr
+
+
+def test_cycle_branch_trains_the_lr_side_and_resumes(pairs, kit, tmp_path):
+    """SRResCycGAN's LR side: G_LR and D_y get their own steps, the cycle and LR-GAN terms are
+    logged, and a resumed run continues exactly."""
+    tree = kit.tiny(pairs, cycle={"weight": 10.0, "gan_weight": 1.0, "generator_args": {"nf": 8, "blocks": 1},
+                                  "discriminator_args": {"ndf": 8, "n_layers": 1}})
+    full = Trainer(from_dict(tree), tmp_path / "full", progress=False)
+    g0 = [p.detach().clone() for p in full.cycle.G.parameters()]
+    full.run()
+    assert any(not torch.equal(a, b) for a, b in zip(g0, full.cycle.G.parameters()))
+    part = Trainer(from_dict(tree, ["optim.iterations=3"]), tmp_path / "part", progress=False)
+    part.run()
+    Trainer(from_dict(tree), tmp_path / "part", resume=True, progress=False).run()
+    a, b = kit.losses_of(tmp_path / "full"), kit.losses_of(tmp_path / "part")
+    assert {"pixel", "cycle", "lr_gan", "lr_d"} <= set(a[0][1])
+    for (_, x), (_, y) in zip(a, b):
+        for k in x:
+            assert x[k] == pytest.approx(y[k], rel=1e-5, abs=1e-7), k
+    from realsr.train.cycle import LRGenerator
+
+    assert LRGenerator(4, nf=8, blocks=1)(torch.rand(2, 3, 16, 12)).shape == (2, 3, 4, 3)
+    with pytest.raises(UsageError, match="power-of-2 scale"):
+        LRGenerator(3)
