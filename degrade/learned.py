@@ -34,9 +34,7 @@ This module imports without torch (``realsr.degrade`` must); the networks live i
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
-import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Protocol
@@ -44,6 +42,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Protocol
 import numpy as np
 
 from realsr.errors import UsageError
+from realsr.manifest import file_sha256
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -100,15 +99,6 @@ class LearnedSpec:
             raise ValueError("scale must be >= 1")
         if self.tile < 0:
             raise ValueError("tile must be >= 0 (0: the whole image)")
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 @contextlib.contextmanager

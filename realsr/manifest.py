@@ -8,6 +8,7 @@ status: ``ok`` (files written), ``rejected`` (processed, failed a quality gate, 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -17,6 +18,15 @@ from typing import Any, Callable, Iterable, TypeVar
 
 from .atomic import write_json_atomic
 from .errors import UsageError
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of a file's bytes (model and weights files recorded in manifests and reports)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 FORMAT = "realsr-pairs"
 VERSION = 1

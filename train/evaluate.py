@@ -10,7 +10,6 @@ after every image, so an interrupted run resumes where it stopped (same model an
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
 import logging
@@ -26,6 +25,7 @@ import numpy as np
 from realsr.atomic import write_bytes_atomic, write_json_atomic
 from realsr.errors import RealsrError, UsageError
 from realsr.images import IMAGE_EXTENSIONS, from_float, read_image, to_float, write_png
+from realsr.manifest import file_sha256
 from realsr.resize import imresize
 
 from . import metrics
@@ -116,13 +116,8 @@ class EvalOptions:
     branches: bool = False
 
 
-def file_digest(path: str | os.PathLike) -> str:
-    """sha256 of a file's bytes (hex)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+#: sha256 of a model file (realsr.manifest.file_sha256)
+file_digest = file_sha256
 
 
 def _scores(sr: np.ndarray, hr: np.ndarray, border: int, opts: EvalOptions, lpips: Any) -> dict[str, float]:
