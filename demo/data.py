@@ -15,6 +15,7 @@ Run alone: ``python -m realsr.demo.data -o OUT [--quick] [--seed N]`` writes the
 from __future__ import annotations
 
 import argparse
+import copy
 import math
 import os
 from pathlib import Path
@@ -89,7 +90,7 @@ def image_sets(plan: DemoPlan) -> dict[str, tuple[int, int]]:
 def train_config(plan: DemoPlan) -> dict:
     """The training config written to ``OUT/train_config.yaml`` (tiny_cpu; the demo's sizes are
     given as ``key=value`` overrides on the printed ``realsr train`` command line instead)."""
-    cfg = yaml.safe_load(yaml.safe_dump(TINY_CPU))
+    cfg = copy.deepcopy(TINY_CPU)
     cfg["scale"] = plan.scale
     cfg["seed"] = plan.seed
     return cfg

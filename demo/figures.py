@@ -40,6 +40,8 @@ def data_figures(out: Path, plan: DemoPlan) -> Figures:
     from .data import image_sets
 
     sets = image_sets(plan)
+    if not (out / "data").is_dir():
+        raise FileNotFoundError(out / "data")
     counts = {k: len(list((out / "data" / k).glob("*.png"))) for k in sets}
     return {"items": f"{sum(counts.values())} images", "figure": "procedural, generated (nothing downloaded)",
             "details": {"counts": counts, "sizes": {k: v[1] for k, v in sets.items()}}}

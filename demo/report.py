@@ -2,7 +2,9 @@
 inside OUT, referenced by relative paths) and ``OUT/report.png`` (one summary picture).
 
 Both are made from ``OUT/demo.json`` (the runner's record: plan, steps, timings, figures) and the
-files the steps wrote. Run alone: ``python -m realsr.demo.report OUT``.
+files the steps wrote. Run alone: ``python -m realsr.demo.report OUT [--quick] [--seed N]``; without
+``demo.json`` (the steps were run by hand, e.g. from ``OUT/commands.sh``) the figures are measured
+from the files and the plan is the one ``--quick``/``--seed`` name (no timings then).
 """
 
 from __future__ import annotations
@@ -52,8 +54,34 @@ def load_state(out: str | os.PathLike) -> dict[str, Any]:
         raise UsageError(f"cannot read the demo record: {e}", p) from None
 
 
+def state_from_files(out: Path, plan: Any) -> dict[str, Any]:
+    """A demo record rebuilt from the files of a demo folder made step by step (no timings):
+    every step whose figures can be measured counts as done."""
+    from .figures import FIGURES
+    from .runner import FORMAT, VERSION, machine_description
+    from .steps import build_steps
+
+    steps: dict[str, Any] = {}
+    for step in build_steps(out, plan):
+        if step.key == "report":
+            continue
+        try:
+            f = FIGURES[step.key](out, plan)
+        except (OSError, ValueError, KeyError, IndexError, TypeError, UsageError):
+            continue
+        steps[step.key] = {"stage": step.stage, "command": step.command, "done": True, "seconds": None,
+                           "items": f["items"], "figure": f["figure"], "details": f["details"]}
+    return {"format": FORMAT, "version": VERSION, "plan": plan.to_json(), "status": "done", "steps": steps,
+            "machine": {"description": machine_description()}, "total_seconds": None}
+
+
 def _rel(out: Path, path: Path) -> str:
     return quote(path.relative_to(out).as_posix())
+
+
+def _seconds(state: dict[str, Any]) -> str:
+    t = state.get("total_seconds")
+    return "(not timed)" if t is None else f"{t:.0f} s"
 
 
 def _esc(v: Any) -> str:
@@ -83,7 +111,8 @@ def summary_rows(state: dict[str, Any]) -> list[list[str]]:
     rows = []
     for s in state.get("steps", {}).values():
         if s.get("done"):
-            rows.append([s["stage"], s.get("items", ""), f"{s.get('seconds', 0.0):.1f}", s.get("figure", "")])
+            sec = s.get("seconds")
+            rows.append([s["stage"], s.get("items", ""), "" if sec is None else f"{sec:.1f}", s.get("figure", "")])
     return rows
 
 
@@ -112,7 +141,7 @@ def build_html(out: Path, state: dict[str, Any]) -> str:
     parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>realsr demo ({_esc(plan['preset'])})"
              f"</title><meta name='viewport' content='width=device-width,initial-scale=1'><style>{CSS}</style></head><body>"]
     parts.append(f"<h1>realsr demo: the whole pipeline on built-in data</h1><p>Preset <b>{_esc(plan['preset'])}</b>, "
-                 f"x{plan['scale']}, seed {plan['seed']}. Total {state.get('total_seconds', 0):.0f} s on "
+                 f"x{plan['scale']}, seed {plan['seed']}. Total {_seconds(state)} on "
                  f"{_esc(state.get('machine', {}).get('description', 'this machine'))}. Every step is a real "
                  f"<code>realsr</code> command; the command lines are at the end and in <code>commands.sh</code>.</p>")
     ev = _details(state, "eval")
@@ -179,7 +208,8 @@ def build_html(out: Path, state: dict[str, Any]) -> str:
     parts.append("<h2>4. Training (<code>realsr train</code>)</h2>"
                  f"<p>A small RRDBNet (examples/tiny_cpu.yaml: 2 blocks of 32 features, L1 loss) for "
                  f"{plan['iterations']} iterations of {plan['batch_size']} crops of {plan['patch_size']} HR px, Adam "
-                 f"{plan['learning_rate']:g} with a cosine schedule, gradient norm clipped at {plan.get('grad_clip', 0):g}"
+                 f"{plan['learning_rate']:g} with a cosine schedule"
+                 + (f", gradient norm clipped at {plan['grad_clip']:g}" if plan.get("grad_clip") else "")
                  + (f"; {tr['it_s']:.1f} iterations/s" if tr.get("it_s") else "") + ".</p>")
     if tr.get("val"):
         parts.append(_table(["iteration", "val PSNR (dB)", "bicubic PSNR (dB)", "val SSIM"],
@@ -235,7 +265,7 @@ def build_png(out: Path, state: dict[str, Any], width: int = 1600) -> np.ndarray
     evaluation crop."""
     plan = state["plan"]
     rows = [["stage", "items", "seconds", "key figure"]] + summary_rows(state)
-    footer = [f"total {state.get('total_seconds', 0):.0f} s; preset {plan['preset']}, x{plan['scale']}; "
+    footer = [f"total {_seconds(state)}; preset {plan['preset']}, x{plan['scale']}; "
               f"{state.get('machine', {}).get('description', '')}"]
     ev = _details(state, "eval")
     if ev:
@@ -278,12 +308,20 @@ def write_report(out: str | os.PathLike, state: dict[str, Any] | None = None) ->
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m realsr.demo.report OUT``: (re)write the report of a demo folder."""
+    """``python -m realsr.demo.report OUT [--quick] [--seed N]``: (re)write the report of a demo folder."""
+    from .plan import plan_for
+
     ap = argparse.ArgumentParser(prog="python -m realsr.demo.report", description="Write OUT/report.html and report.png.")
-    ap.add_argument("out", help="the demo folder (holds demo.json)")
+    ap.add_argument("out", help="the demo folder")
+    ap.add_argument("--quick", action="store_true", help="the folder was made with the quick sizes (used without demo.json)")
+    ap.add_argument("--seed", type=int, default=0, help="its seed (used without demo.json)")
     args = ap.parse_args(argv)
+    out = Path(args.out)
     try:
-        for p in write_report(args.out):
+        state = load_state(out) if (out / STATE_NAME).is_file() else state_from_files(out, plan_for(args.quick, args.seed))
+        if not state["steps"]:
+            raise UsageError("no demo step's output found", out)
+        for p in write_report(out, state):
             print(p)
     except UsageError as e:
         print(f"realsr: error: {e}", file=sys.stderr)

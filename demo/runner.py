@@ -9,6 +9,7 @@ commands resume by themselves; training continues from its newest checkpoint).
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import shutil
@@ -77,8 +78,6 @@ class DemoRunner:
         return self.out / STATE_NAME
 
     def _read_state(self) -> dict[str, Any] | None:
-        import json
-
         try:
             obj = json.loads(self.state_path.read_text(encoding="utf-8"))
         except (OSError, ValueError):

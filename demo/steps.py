@@ -104,7 +104,7 @@ def build_steps(out: Path, plan: DemoPlan) -> list[Step]:
                         _s(o / "train_pairs"), "--val-data", _s(o / "val_pairs"), *train_overrides(plan))),
         Step("eval", "eval", "PSNR/SSIM (Y, border = scale) of the model and of bicubic on the held-out pairs",
              "realsr", ("eval", _s(o / "run" / "model.safetensors"), _s(o / "test_pairs"), "-o", _s(o / "eval"))),
-        Step("report", "report", "report.html and report.png", "python", ("realsr.demo.report", _s(o))),
+        Step("report", "report", "report.html and report.png", "python", ("realsr.demo.report", _s(o), *quick, *seed)),
     ]
 
 
