@@ -36,3 +36,25 @@ def scene() -> np.ndarray:
 @pytest.fixture(scope="session")
 def scenes() -> list[np.ndarray]:
     return [synthetic_scene(768, 1024, seed=s) for s in range(1, 5)]
+
+
+def write_odd_formats(folder: Path) -> Path:
+    """``folder`` (created) with four 64x64 sources a stage must accept: ``ok.png`` (RGB),
+    ``gray.png``, ``rgba.png`` (opaque alpha 200) and ``deep.png`` (16-bit)."""
+    import cv2
+
+    from realsr.images import write_png
+
+    folder.mkdir(parents=True, exist_ok=True)
+    write_png(folder / "ok.png", synthetic_scene(64, 64, seed=3))
+    write_png(folder / "gray.png", synthetic_scene(64, 64, seed=4)[..., 0])
+    rgba = np.dstack([synthetic_scene(64, 64, seed=5), np.full((64, 64), 200, np.uint8)])
+    cv2.imwrite(str(folder / "rgba.png"), rgba[..., [2, 1, 0, 3]])
+    write_png(folder / "deep.png", synthetic_scene(64, 64, seed=6).astype(np.uint16) * 257)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def odd_formats():
+    """``odd_formats(folder)``: writes RGB, gray, RGBA and 16-bit sources there (see write_odd_formats)."""
+    return write_odd_formats

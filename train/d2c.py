@@ -43,12 +43,9 @@ def branch_residuals(outs: Sequence[torch.Tensor], hr: torch.Tensor) -> list[tor
     return [(d2c_normalise(o) - t).abs() for o in outs]
 
 
-def divergence_loss(outs: Sequence[torch.Tensor], hr: torch.Tensor, margin_same: float = 2e-5,
-                    margin_diff: float = 5e-5, sibling_weight: float = 0.8) -> torch.Tensor:
-    """The unweighted D2C divergence loss: the mean over the 12 ordered branch pairs (i, j) of
-    ``triplet(r_i, r_j, m)``, siblings (same parent: branches 0-1, 2-3) with ``margin_same`` and
-    times ``sibling_weight``, cousins with ``margin_diff``. Multiply by the schedule's weight."""
-    r = branch_residuals(outs, hr)
+def divergence_from_residuals(r: Sequence[torch.Tensor], margin_same: float = 2e-5, margin_diff: float = 5e-5,
+                              sibling_weight: float = 0.8) -> torch.Tensor:
+    """:func:`divergence_loss` on residuals already computed by :func:`branch_residuals`."""
     terms = []
     for i, j in itertools.permutations(range(len(r)), 2):
         sibling = i // 2 == j // 2
@@ -57,12 +54,23 @@ def divergence_loss(outs: Sequence[torch.Tensor], hr: torch.Tensor, margin_same:
     return torch.stack(terms).sum() / len(terms)
 
 
+def divergence_loss(outs: Sequence[torch.Tensor], hr: torch.Tensor, margin_same: float = 2e-5,
+                    margin_diff: float = 5e-5, sibling_weight: float = 0.8) -> torch.Tensor:
+    """The unweighted D2C divergence loss: the mean over the 12 ordered branch pairs (i, j) of
+    ``triplet(r_i, r_j, m)``, siblings (same parent: branches 0-1, 2-3) with ``margin_same`` and
+    times ``sibling_weight``, cousins with ``margin_diff``. Multiply by the schedule's weight."""
+    return divergence_from_residuals(branch_residuals(outs, hr), margin_same, margin_diff, sibling_weight)
+
+
 @torch.no_grad()
-def residual_distance(outs: Sequence[torch.Tensor], hr: torch.Tensor) -> torch.Tensor:
-    """Mean over branch pairs of ``mean((r_i - r_j)^2)``: how far apart the branches' normalised
-    residuals are (what the divergence loss pushes up)."""
-    r = branch_residuals([o.float() for o in outs], hr.float())
+def pairwise_distance(r: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Mean over branch pairs of ``mean((r_i - r_j)^2)`` of residuals from :func:`branch_residuals`."""
     return torch.stack([(r[i] - r[j]).pow(2).mean() for i, j in itertools.combinations(range(len(r)), 2)]).mean()
+
+
+def residual_distance(outs: Sequence[torch.Tensor], hr: torch.Tensor) -> torch.Tensor:
+    """How far apart the branches' normalised residuals are (what the divergence loss pushes up)."""
+    return pairwise_distance(branch_residuals([o.float() for o in outs], hr.float()))
 
 
 def divergence_weight(it: int, c: D2CConfig, epoch_iterations: int) -> float:
@@ -139,14 +147,17 @@ class D2CStep:
                     outs = [o.float() for o in self.div(lr)]
                     branch = L.weight * torch.stack([pixel_loss(o, hr, L.kind) for o in outs]).sum()
                     total = branch
+                    # one set of normalised residuals serves the loss and the logged distance
+                    with contextlib.nullcontext() if (w_div > 0 and self.c.in_graph) else torch.no_grad():
+                        r = branch_residuals(outs, hr)
                     if w_div > 0 or not self.c.in_graph:
-                        div = w_div * divergence_loss(outs, hr, self.c.margin_same, self.c.margin_diff,
-                                                      self.c.sibling_weight)
+                        div = w_div * divergence_from_residuals(r, self.c.margin_same, self.c.margin_diff,
+                                                                self.c.sibling_weight)
                         total = total + (div if self.c.in_graph else div.detach())
                         add("divergence", div)
                     t.scaler.scale(total / acc).backward()
                 add("branches", branch)
-                add("residual_distance", residual_distance(outs, hr))
+                add("residual_distance", pairwise_distance(r))
             t._step(t.opt_g, t.G.divergence.parameters())
         if train_c:
             for a, (lr, hr) in enumerate(inputs):

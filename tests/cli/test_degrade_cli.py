@@ -6,7 +6,6 @@ import json
 import os
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 
@@ -94,14 +93,8 @@ def test_cleanup_add_makes_clean_pairs(hr_dir, tmp_path):
     assert read_image(out / "HR" / "img0_clean.png").shape == (44, 64, 3)  # ceil(90/2)=45 -> mod 2 = 44
 
 
-def test_bad_input(hr_dir, pool_dir, tmp_path):
-    src = tmp_path / "src"
-    src.mkdir()
-    write_png(src / "ok.png", synthetic_scene(64, 64, seed=3))
-    write_png(src / "gray.png", synthetic_scene(64, 64, seed=4)[..., 0])
-    rgba = np.dstack([synthetic_scene(64, 64, seed=5), np.full((64, 64), 200, np.uint8)])
-    cv2.imwrite(str(src / "rgba.png"), rgba[..., [2, 1, 0, 3]])
-    write_png(src / "deep.png", synthetic_scene(64, 64, seed=6).astype(np.uint16) * 257)
+def test_bad_input(hr_dir, pool_dir, tmp_path, odd_formats):
+    src = odd_formats(tmp_path / "src")
     write_png(src / "tiny.png", np.zeros((10, 10, 3), np.uint8))  # smaller than the 31-px pool kernel
     (src / "corrupt.png").write_bytes((hr_dir / "img0.png").read_bytes()[:300])
     (src / "empty.jpg").write_bytes(b"")

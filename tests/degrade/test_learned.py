@@ -9,7 +9,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 import torch
@@ -180,14 +179,8 @@ def test_cli_writes_pairs_manifest_and_resumes(weights, tmp_path):
     assert _run("degrade", src, "-o", out, "--mode", "dsgan", "--weights", other, "--device", "cpu") == 2
 
 
-def test_cli_bad_weights_and_inputs(weights, tmp_path, capsys):
-    src = tmp_path / "src"
-    src.mkdir()
-    write_png(src / "ok.png", synthetic_scene(64, 64, seed=3))
-    write_png(src / "gray.png", synthetic_scene(64, 64, seed=4)[..., 0])
-    rgba = np.dstack([synthetic_scene(64, 64, seed=5), np.full((64, 64), 200, np.uint8)])
-    cv2.imwrite(str(src / "rgba.png"), rgba[..., [2, 1, 0, 3]])
-    write_png(src / "deep.png", synthetic_scene(64, 64, seed=6).astype(np.uint16) * 257)
+def test_cli_bad_weights_and_inputs(weights, tmp_path, capsys, odd_formats):
+    src = odd_formats(tmp_path / "src")
     (src / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 40)
     corrupt = tmp_path / "corrupt.pth"
     corrupt.write_bytes(np.random.default_rng(0).bytes(5000))
@@ -214,7 +207,7 @@ def test_cli_bad_weights_and_inputs(weights, tmp_path, capsys):
     assert read_image(out / "LR" / "deep.png").dtype == np.uint16
     assert read_image(out / "LR" / "rgba.png").shape == (16, 16, 3)
     deg = load_degrader(LearnedSpec("dsgan", str(weights), 4, "cpu", 0))
-    rgb = from_float(deg.degrade(to_float(rgba[..., :3]), 0), np.uint8)
+    rgb = from_float(deg.degrade(to_float(synthetic_scene(64, 64, seed=5)), 0), np.uint8)  # rgba.png without alpha
     assert np.array_equal(read_image(out / "LR" / "rgba.png"), rgb)
 
 

@@ -474,3 +474,30 @@ def test_cycle_branch_trains_the_lr_side_and_resumes(pairs, kit, tmp_path):
     assert LRGenerator(4, nf=8, blocks=1)(torch.rand(2, 3, 16, 12)).shape == (2, 3, 4, 3)
     with pytest.raises(UsageError, match="power-of-2 scale"):
         LRGenerator(3)
+
+
+def test_value_range_gradient_difference_tv_and_high_pass_reach_the_step(pairs, kit, tmp_path):
+    """SRResCGAN's options on the engine: the losses see [0, value_range] (first-iteration terms
+    scale by 255 from the same start), tv kind gradient_difference compares SR and HR gradients, and
+    D gets the high-pass images."""
+    from realsr.train.losses import high_pass
+
+    first = {}
+    for vr in (1.0, 255.0):
+        tree = kit.tiny(pairs, losses={"pixel": {"weight": 1.0}, "tv": {"kind": "gradient_difference", "weight": 1.0},
+                                       "gan": {"weight": 0.1}, "value_range": vr},
+                        discriminator={"arch": "patchgan", "args": {"ndf": 8, "n_layers": 1}, "highpass": True},
+                        optim={"iterations": 1})
+        tr = Trainer(from_dict(tree), tmp_path / str(vr), progress=False)
+        tr.run()
+        first[vr] = kit.losses_of(tmp_path / str(vr))[0][1]
+        x = torch.rand(1, 3, 16, 16)
+        assert torch.equal(tr._d_input(x), high_pass(x))
+    for k in ("pixel", "tv"):
+        assert first[255.0][k] == pytest.approx(255 * first[1.0][k], rel=1e-4), k
+    # the plain TV of the SR image is another number from the same start
+    Trainer(from_dict(kit.tiny(pairs, losses={"tv": {"kind": "l1", "weight": 1.0}}, optim={"iterations": 1})),
+            tmp_path / "plain", progress=False).run()
+    plain = kit.losses_of(tmp_path / "plain")[0][1]
+    assert first[1.0]["pixel"] == pytest.approx(plain["pixel"], rel=1e-6)
+    assert abs(plain["tv"] - first[1.0]["tv"]) > 1e-3 * plain["tv"]
