@@ -490,54 +490,70 @@ class Trainer:
     def forward_backward(self, batch: dict[str, Any], it: int, micro: int) -> dict[str, torch.Tensor]:
         """Losses of one micro-batch, back-propagated (scaled by 1/accumulate) into the generator's
         and discriminator's gradients; returns the (detached, unscaled) loss terms."""
-        cfg, L = self.cfg, self.cfg.losses
-        acc = cfg.optim.accumulate
+        acc = self.cfg.optim.accumulate
         last = micro == acc - 1
         lr, hr = self._inputs(batch, it, micro)
         pr = self.G.pixel_range
-        gan_on = self.use_gan and it >= cfg.optim.gan_start
         sync_g = self.G_train.no_sync() if (self.world > 1 and not last) else contextlib.nullcontext()
-        terms: dict[str, torch.Tensor] = {}
         with sync_g:
             with self._autocast():
                 sr = self.G_train(lr * pr) / pr if pr != 1 else self.G_train(lr)
-                # the losses and D see [0, value_range] (255 for SRResCGAN)
-                vr = L.value_range
-                sr_l, hr_l = (sr * vr, hr * vr) if vr != 1 else (sr, hr)
-                if L.pixel.weight > 0:
-                    terms["pixel"] = L.pixel.weight * pixel_loss(sr_l.float(), hr_l, L.pixel.kind)
-                if self.perceptual is not None:
-                    terms["perceptual"] = L.perceptual.weight * self.perceptual(sr_l.float(), hr_l)
-                if L.tv.weight > 0:
-                    terms["tv"] = L.tv.weight * (gradient_difference_loss(sr_l.float(), hr_l) if L.tv.kind == "gradient_difference"
-                                                 else tv_loss(sr_l.float(), L.tv.kind))
-                if gan_on:
-                    d_raw = unwrap(self.D)
-                    d_raw.requires_grad_(False)
-                    try:
-                        fake = d_raw(self._d_input(sr_l)).float()
-                        real = d_raw(self._d_input(hr_l)).float().detach() if L.gan.kind == "ragan" else None
-                    finally:
-                        d_raw.requires_grad_(True)
-                    terms["gan"] = L.gan.weight * generator_adv_loss(L.gan.kind, fake, real)
+                terms = self.sr_terms(sr, hr, it)
                 if self.cycle is not None:
                     terms.update(self.cycle.generator_terms(sr, lr))
                 total = torch.stack(list(terms.values())).sum()
             self.scaler.scale(total / acc).backward()
-        if gan_on:
-            sync_d = self.D_train.no_sync() if (self.world > 1 and not last) else contextlib.nullcontext()
-            with sync_d:
-                with self._autocast():
-                    real = self.D_train(self._d_input(hr_l)).float()
-                    fake = self.D_train(self._d_input(sr_l.detach())).float()
-                    d_loss = discriminator_adv_loss(L.gan.kind, real, fake, detach_means=L.gan.d_detach_means)
-                self.scaler.scale(d_loss / acc).backward()
-            terms["d"] = d_loss
-            terms["d_real"] = real.mean()
-            terms["d_fake"] = fake.mean()
+        terms.update(self.discriminator_backward(sr, hr, it, last, acc))
         if self.cycle is not None:
             terms.update(self.cycle.discriminator_backward(lr, last, acc))
         return {k: v.detach() for k, v in terms.items()}
+
+    def gan_active(self, it: int) -> bool:
+        """Whether the GAN terms (and the discriminator step) are on at iteration ``it``."""
+        return self.use_gan and it >= self.cfg.optim.gan_start
+
+    def sr_terms(self, sr: torch.Tensor, hr: torch.Tensor, it: int) -> dict[str, torch.Tensor]:
+        """The weighted ``losses`` terms of the SR output ``sr`` against ``hr`` (both [0, 1] RGB,
+        (B, 3, H, W)): pixel, perceptual, TV and, from ``optim.gan_start``, the generator's GAN term
+        (the discriminator frozen). Computed in [0, ``losses.value_range``]; in the autograd graph."""
+        L = self.cfg.losses
+        vr = L.value_range  # the losses and D see [0, value_range] (255 for SRResCGAN)
+        sr_l, hr_l = (sr * vr, hr * vr) if vr != 1 else (sr, hr)
+        terms: dict[str, torch.Tensor] = {}
+        if L.pixel.weight > 0:
+            terms["pixel"] = L.pixel.weight * pixel_loss(sr_l.float(), hr_l, L.pixel.kind)
+        if self.perceptual is not None:
+            terms["perceptual"] = L.perceptual.weight * self.perceptual(sr_l.float(), hr_l)
+        if L.tv.weight > 0:
+            terms["tv"] = L.tv.weight * (gradient_difference_loss(sr_l.float(), hr_l) if L.tv.kind == "gradient_difference"
+                                         else tv_loss(sr_l.float(), L.tv.kind))
+        if self.gan_active(it):
+            d_raw = unwrap(self.D)
+            d_raw.requires_grad_(False)
+            try:
+                fake = d_raw(self._d_input(sr_l)).float()
+                real = d_raw(self._d_input(hr_l)).float().detach() if L.gan.kind == "ragan" else None
+            finally:
+                d_raw.requires_grad_(True)
+            terms["gan"] = L.gan.weight * generator_adv_loss(L.gan.kind, fake, real)
+        return terms
+
+    def discriminator_backward(self, sr: torch.Tensor, hr: torch.Tensor, it: int, last: bool,
+                               acc: int) -> dict[str, torch.Tensor]:
+        """The discriminator's loss on real ``hr`` against ``sr`` (detached; [0, 1] RGB),
+        back-propagated into its gradients (scaled by 1/``acc``); nothing before ``optim.gan_start``."""
+        if not self.gan_active(it):
+            return {}
+        L = self.cfg.losses
+        vr = L.value_range
+        sync_d = self.D_train.no_sync() if (self.world > 1 and not last) else contextlib.nullcontext()
+        with sync_d:
+            with self._autocast():
+                real = self.D_train(self._d_input(hr * vr)).float()
+                fake = self.D_train(self._d_input(sr.detach() * vr)).float()
+                d_loss = discriminator_adv_loss(L.gan.kind, real, fake, detach_means=L.gan.d_detach_means)
+            self.scaler.scale(d_loss / acc).backward()
+        return {"d": d_loss, "d_real": real.mean(), "d_fake": fake.mean()}
 
     def _step(self, opt: torch.optim.Optimizer, params: Any) -> None:
         if self.cfg.optim.grad_clip > 0:
