@@ -52,7 +52,7 @@ def cli(ctx: click.Context, debug: bool, verbose: int, quiet: bool) -> None:
 
 
 def _register() -> None:
-    from . import align, build_pool, degrade, demo, evaluate, merge, simulate, subimages, train, upscale  # noqa: F401  (commands attach themselves to `cli`)
+    from . import align, build_pool, degrade, demo, evaluate, fuse, merge, simulate, subimages, train, upscale  # noqa: F401  (commands attach themselves to `cli`)
 
 
 _register()
