@@ -59,15 +59,27 @@ def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
     write_bytes_atomic(path, text.encode("utf-8"))
 
 
-def remove_stale_temporaries(folder: str | os.PathLike) -> int:
-    """Delete temporary files a killed run left anywhere under ``folder``; return how many."""
+#: a temporary file younger than this (seconds) may belong to a job still writing it (another shard
+#: in the same folder); only older ones count as left behind by a killed run
+STALE_AFTER_S = 3600.0
+
+
+def remove_stale_temporaries(folder: str | os.PathLike, older_than_s: float = STALE_AFTER_S) -> int:
+    """Delete temporary files a killed run left anywhere under ``folder``; return how many.
+
+    Only files last modified more than ``older_than_s`` seconds ago are removed: shards of one job
+    may write into the same folder at once, and a shard starting late must not delete a file another
+    one is in the middle of writing."""
+    import time
+
     folder = Path(folder)
     if not folder.is_dir():
         return 0
+    now = time.time()
     n = 0
     for p in folder.rglob(TMP_PREFIX + "*"):
-        if p.is_file():
-            with contextlib.suppress(OSError):
+        with contextlib.suppress(OSError):
+            if p.is_file() and now - p.stat().st_mtime > older_than_s:
                 p.unlink()
                 n += 1
     return n

@@ -188,7 +188,9 @@ def test_resume_skips_done_pairs_and_interrupt_leaves_no_partial_file(captures, 
     assert _run("align", captures / "LR", captures / "HR", "-o", out, "--scale", "2", "--workers", "1") == 130
     assert not list(out.rglob(TMP_PREFIX + "*")) and not (out / "HR" / "p1.png").exists()
     monkeypatch.undo()
-    (out / "HR" / f"{TMP_PREFIX}left-by-kill.png").write_bytes(b"partial")  # as a SIGKILL would leave
+    left = out / "HR" / f"{TMP_PREFIX}left-by-kill.png"
+    left.write_bytes(b"partial")  # as a SIGKILL would leave, two hours ago
+    os.utime(left, (time.time() - 7200, time.time() - 7200))
     calls.clear()
     monkeypatch.setattr(ds, "align_pair", lambda lr, hr, p: (calls.append(1), real(lr, hr, p))[1])
     assert _run("align", captures / "LR", captures / "HR", "-o", out, "--scale", "2", "--workers", "1") == 0

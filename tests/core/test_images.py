@@ -1,5 +1,6 @@
 import logging
 import os
+import time
 
 import cv2
 import numpy as np
@@ -156,9 +157,12 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert target.stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's private 0600
-    (tmp_path / "sub" / f"{TMP_PREFIX}stale.png").write_bytes(b"x")
+    stale, busy = tmp_path / "sub" / f"{TMP_PREFIX}stale.png", tmp_path / "sub" / f"{TMP_PREFIX}busy.png"
+    stale.write_bytes(b"x")
+    busy.write_bytes(b"y")  # another shard writing into the same folder right now
+    os.utime(stale, (time.time() - 7200, time.time() - 7200))
     assert remove_stale_temporaries(tmp_path) == 1
-    assert [p.name for p in (tmp_path / "sub").iterdir()] == ["x.bin"]
+    assert sorted(p.name for p in (tmp_path / "sub").iterdir()) == [busy.name, "x.bin"]
 
 
 def test_encode_png_rejects_float():
