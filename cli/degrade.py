@@ -61,17 +61,22 @@ def _load_highorder(path: Path | None) -> HighOrderParams:
 @click.option("--mode", type=click.Choice(MODES), default="pool", show_default=True,
               help="pool: kernels + real noise from --pool (Impressionism); classic: random blur/resize/noise/JPEG "
                    "(Samsung NTIRE 2020); bicubic: MATLAB imresize; highorder: Real-ESRGAN second-order; "
-                   "dsgan: the DSGAN generator (--weights) on the bicubic LR, as SRResCGAN's training data.")
+                   "dsgan: the DSGAN generator (--weights) on the bicubic LR, as SRResCGAN's training data; "
+                   "network: a DDNSR degradation network (--weights RUN/degradation.safetensors) with real LR "
+                   "patches from --source.")
 @click.option("--pool", "pool", type=click.Path(exists=True, path_type=Path), default=None,
               help="Pool folder made by realsr build-pool (for --mode pool).")
 @click.option("--pool-noise/--no-pool-noise", default=True, help="Add the pool's real noise (--mode pool).")
 @click.option("--weights", type=click.Path(path_type=Path), default=None,
               help="dsgan: the generator's weights (a PyTorch state dict such as SRResCGAN's "
-                   "pretrained_nets/DSGAN/300_G.pth; read without unpickling code).")
+                   "pretrained_nets/DSGAN/300_G.pth; read without unpickling code); network: a DDNSR "
+                   "degradation network file (RUN/degradation.safetensors of a method: ddnsr run).")
+@click.option("--source", "source", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="network: folder of real LR photos; each pair draws one (and a crop of LR size) from its seed.")
 @click.option("--device", default="auto", show_default=True,
-              help="dsgan: where the network runs: auto (cuda if available), cpu, cuda or cuda:N.")
+              help="dsgan/network: where the network runs: auto (cuda if available), cpu, cuda or cuda:N.")
 @click.option("--tile", type=click.IntRange(min=0), default=512, show_default=True,
-              help="dsgan: LR tile side in pixels (0: the whole image at once); tiles overlap by the "
+              help="dsgan/network: LR tile side in pixels (0: the whole image at once); tiles overlap by the "
                    "network's receptive radius, so they change nothing beyond float rounding.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="Random seed (same seed, same files).")
@@ -106,7 +111,7 @@ def _load_highorder(path: Path | None) -> HighOrderParams:
 @shard_option
 @overwrite_option
 @click.pass_context
-def degrade_cmd(ctx: click.Context, sources, out, scale, mode, pool, pool_noise, weights, device, tile, seed, cleanup,
+def degrade_cmd(ctx: click.Context, sources, out, scale, mode, pool, pool_noise, weights, source, device, tile, seed, cleanup,
                 blur_sigma, kernel_size, resize_methods, antialias, noise_kinds, noise_sigma, poisson_peak, jpeg_prob,
                 jpeg_quality, highorder_config, reference, raw_linear, workers, shard, overwrite) -> int:
     """Make LR/HR training pairs from clean HR images.
@@ -125,7 +130,8 @@ def degrade_cmd(ctx: click.Context, sources, out, scale, mode, pool, pool_noise,
             highorder=_load_highorder(highorder_config) if mode == "highorder" else HighOrderParams(),
             pool_noise=pool_noise)
         settings = DegradeSettings(mode=mode, scale=scale, seed=seed, params=params, cleanup=cleanup,
-                                   pool=str(pool) if pool else None, weights=str(weights) if weights else None)
+                                   pool=str(pool) if pool else None, weights=str(weights) if weights else None,
+                                   source=str(source) if source else None)
     except ValueError as e:
         raise UsageError(str(e)) from None
     k, n = parse_shard(shard)

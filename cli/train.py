@@ -21,10 +21,13 @@ from .main import EXIT_OK, cli
               help="Training data folder (overrides data.train).")
 @click.option("--val-data", type=click.Path(path_type=Path), default=None,
               help="Validation pair dataset (overrides data.val).")
+@click.option("--source-data", type=click.Path(path_type=Path), default=None,
+              help="method ddnsr: folder of real LR photos, the unpaired source domain (overrides ddnsr.source).")
 @click.option("--device", default=None, help="auto, cpu, cuda, cuda:N or mps (overrides engine.device).")
 @click.pass_context
 def train_command(ctx: click.Context, config: Path | None, overrides: tuple[str, ...], out: Path, resume: bool,
-                  overwrite: bool, train_data: Path | None, val_data: Path | None, device: str | None) -> int:
+                  overwrite: bool, train_data: Path | None, val_data: Path | None, source_data: Path | None,
+                  device: str | None) -> int:
     """Train the model described by CONFIG (YAML; see examples/*.yaml and docs/train.md) into OUT.
 
     OVERRIDES are key=value pairs on the config, values read as YAML, e.g.
@@ -40,6 +43,8 @@ def train_command(ctx: click.Context, config: Path | None, overrides: tuple[str,
         extra.append(f"data.train={train_data}")
     if val_data is not None:
         extra.append(f"data.val={val_data}")
+    if source_data is not None:
+        extra.append(f"ddnsr.source={source_data}")
     if device is not None:
         extra.append(f"engine.device={device}")
     if resume:
@@ -69,4 +74,7 @@ def train_command(ctx: click.Context, config: Path | None, overrides: tuple[str,
         extra_txt = f", best validation PSNR {best['psnr']:.3f} dB at iteration {best['iteration']}" if best else ""
         click.echo(f"realsr: trained to iteration {res['iteration']} in {res['seconds']:.0f} s{extra_txt}; "
                    f"model: {out / 'model.safetensors'}", err=True)
+        if cfg.method == "ddnsr":
+            click.echo(f"realsr: degradation network: {out / 'degradation.safetensors'} "
+                       f"(realsr degrade --mode network --weights ... --source ...)", err=True)
     return EXIT_OK

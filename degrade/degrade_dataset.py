@@ -47,6 +47,8 @@ class DegradeSettings:
     ``add`` (both: ``<name>`` from the source and ``<name>_clean`` from the cleaned source).
     ``weights``: the network's weights file of a learned mode (:mod:`realsr.degrade.learned`);
     recorded by file name and SHA-256 (``weights_digest``, filled in by :func:`degrade_dataset`).
+    ``source``: the folder of real LR photos of ``--mode network``, recorded by path and the SHA-256
+    over its files (``source_digest``).
     """
 
     mode: str = "pool"
@@ -58,6 +60,8 @@ class DegradeSettings:
     pool_digest: str | None = None
     weights: str | None = None
     weights_digest: str | None = None
+    source: str | None = None
+    source_digest: str | None = None
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -72,6 +76,10 @@ class DegradeSettings:
             raise ValueError("--mode pool needs --pool POOL (made by realsr build-pool)")
         if self.mode in LEARNED_MODES and not self.weights:
             raise ValueError(f"--mode {self.mode} needs --weights FILE ({WEIGHTS_HELP.get(self.mode, 'its network')})")
+        if self.mode == "network" and not self.source:
+            raise ValueError("--mode network needs --source DIR, a folder of real LR photos (the network's second input)")
+        if self.source and self.mode != "network":
+            raise ValueError(f"--source is only used by --mode network, not --mode {self.mode}")
         if self.weights and self.mode not in LEARNED_MODES:
             raise ValueError(f"--weights is only used by --mode {' / '.join(LEARNED_MODES)}, not --mode {self.mode}")
 
@@ -86,6 +94,8 @@ class DegradeSettings:
         elif self.mode in LEARNED_MODES:
             mode_params = {"weights": Path(self.weights).name if self.weights else None,
                            "weights_sha256": self.weights_digest}
+            if self.source:
+                mode_params.update(source=self.source, source_sha256=self.source_digest)
         return {"mode": self.mode, "seed": self.seed, "cleanup": self.cleanup, "mode_params": mode_params}
 
 
@@ -240,10 +250,12 @@ def degrade_dataset(
     spec = None
     if settings.mode in LEARNED_MODES:
         weights = str(Path(str(settings.weights)).resolve())
-        spec = LearnedSpec(settings.mode, weights, settings.scale, device, tile)
+        source = str(Path(settings.source).resolve()) if settings.source else None
+        spec = LearnedSpec(settings.mode, weights, settings.scale, device, tile, source=source)
         degrader = load_degrader(spec)  # checks file, fit and device before anything is written
         digest = degrader.describe()["weights_sha256"]
-        settings = replace(settings, weights=weights, weights_digest=digest)
+        settings = replace(settings, weights=weights, weights_digest=digest, source=source,
+                           source_digest=degrader.describe().get("source_sha256"))
         on_gpu = getattr(getattr(degrader, "device", None), "type", "cpu") != "cpu"
         if on_gpu and workers > 1:
             log.info("%s runs on %s: one process instead of %d workers", settings.mode, degrader.device, workers)

@@ -19,13 +19,11 @@ Modes (:data:`LOADERS`, :data:`LEARNED_MODES`):
   bicubic x1/scale of the HR in float (antialiased, not rounded, clipped to [0, 1]: the
   ``utils.imresize`` of the official ``create_dataset.py``), then the DSGAN generator
   (:mod:`realsr.train.models.dsgan`). Deterministic: the seed is recorded but not used.
-- ``network`` (planned, not implemented): DDNSR's degradation network, a realsr model file mapping
-  an HR patch and a real LR patch to an LR image (METHODS.md 4.1). To add it: write a class with the
-  :class:`LearnedDegrader` attributes (its ``degrade`` draws the real LR patch from the seed, so a
-  pair replays from its record), a loader ``LearnedSpec -> degrader``, and add ``"network": loader``
-  to :data:`LOADERS`; ``realsr degrade --mode network --weights FILE``, the settings check, the
-  manifest and ``regenerate`` then work unchanged. Extra inputs (a folder of real LR photos) go into
-  :class:`LearnedSpec` and the run parameters.
+- ``network``: DDNSR's degradation network (METHODS.md 4.1; ``RUN/degradation.safetensors`` of a
+  ``method: ddnsr`` training run) on the HR and a real LR patch of the same LR size drawn from a
+  folder of real LR photos (``source``): the seed picks the photo and the crop (mirror-tiled when
+  the photo is smaller than the LR), so a pair replays from its record; the folder is identified
+  by a SHA-256 over its file names and contents (``source_sha256``), checked on replay.
 
 This module imports without torch (``realsr.degrade`` must); the networks live in
 ``realsr.train.models`` and are imported when a degrader is loaded.
@@ -81,7 +79,8 @@ class LearnedSpec:
     ``tile``: LR tile side in pixels (0: the whole image at once; tiles overlap by the network's
     receptive radius, so they change nothing beyond float rounding); ``threads``: torch CPU threads
     to use in this process (None: leave torch's setting); ``sha256``: the expected SHA-256 of the
-    weights (None: not checked), so a file replaced during a run stops it.
+    weights (None: not checked), so a file replaced during a run stops it; ``source``: the folder
+    of real LR photos (``network`` only).
     """
 
     mode: str
@@ -91,6 +90,7 @@ class LearnedSpec:
     tile: int = 512
     threads: int | None = None
     sha256: str | None = None
+    source: str | None = None
 
     def __post_init__(self) -> None:
         if self.mode not in LOADERS:
@@ -127,30 +127,42 @@ def _is_oom(e: BaseException) -> bool:
 def run_same_size(net: "torch.nn.Module", x: np.ndarray, radius: int, device: "torch.device",
                   tile: int = 0) -> np.ndarray:
     """``net`` (image -> image of the same size, every output pixel depending only on input pixels
-    within ``radius``) on ``x`` float32 (h, w, 3); float32 (h, w, 3) result.
+    within ``radius``) on ``x`` float32 (h, w, 3); float32 (h, w, 3) result. Tiling and the
+    out-of-memory back-off as :func:`run_tiled`."""
+    import torch
 
-    ``tile`` > 0: tiles of ``tile`` x ``tile`` output pixels, each computed from its window grown by
+    src = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).permute(2, 0, 1)[None]
+    return run_tiled(lambda y0, y1, x0, x1: net(src[:, :, y0:y1, x0:x1].to(device)), x.shape[:2], radius, device, tile)
+
+
+def run_tiled(window: Callable[[int, int, int, int], "torch.Tensor"], size: tuple[int, int], radius: int,
+              device: "torch.device", tile: int = 0) -> np.ndarray:
+    """A network's (h, w, 3) float32 output assembled from ``window(y0, y1, x0, x1)``, the output
+    (1, 3, y1 - y0, x1 - x0) computed from the inputs around that box of output pixels (every
+    output pixel depending only on inputs within ``radius`` output pixels), under ``no_grad`` and
+    exact fp32 math.
+
+    ``tile`` > 0: tiles of ``tile`` x ``tile`` output pixels, each computed from its box grown by
     ``radius`` (clipped at the image border, where the network pads as on the whole image), so the
     stitched result equals the whole-image one up to float rounding. On a device out of memory the
     tile is halved (from 512 when it was the whole image) down to :data:`MIN_TILE`."""
     import torch
 
-    h, w = x.shape[:2]
-    src = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).permute(2, 0, 1)[None]
+    h, w = size
     while True:
         try:
             with torch.no_grad(), exact_math():
                 if tile <= 0 or (h <= tile and w <= tile):
-                    return net(src.to(device)).float().cpu()[0].permute(1, 2, 0).numpy()
-                out = torch.empty_like(src)
+                    return window(0, h, 0, w).float().cpu()[0].permute(1, 2, 0).numpy()
+                out = torch.empty((3, h, w), dtype=torch.float32)
                 for y0 in range(0, h, tile):
                     for x0 in range(0, w, tile):
                         y1, x1 = min(y0 + tile, h), min(x0 + tile, w)
                         wy0, wx0 = max(0, y0 - radius), max(0, x0 - radius)
                         wy1, wx1 = min(h, y1 + radius), min(w, x1 + radius)
-                        y = net(src[:, :, wy0:wy1, wx0:wx1].to(device)).float().cpu()
-                        out[:, :, y0:y1, x0:x1] = y[:, :, y0 - wy0:y1 - wy0, x0 - wx0:x1 - wx0]
-                return out[0].permute(1, 2, 0).numpy()
+                        y = window(wy0, wy1, wx0, wx1).float().cpu()
+                        out[:, y0:y1, x0:x1] = y[0, :, y0 - wy0:y1 - wy0, x0 - wx0:x1 - wx0]
+                return out.permute(1, 2, 0).numpy()
         except RuntimeError as e:
             if device.type == "cpu" or not _is_oom(e):
                 raise
@@ -225,12 +237,120 @@ def load_dsgan_degrader(spec: LearnedSpec) -> DSGANDegrader:
     return DSGANDegrader(net, spec.scale, Path(spec.weights).name, file_sha256(spec.weights), device, spec.tile)
 
 
-#: learned modes and their loaders; ``network`` (DDNSR) is to be added here (module docstring)
-LOADERS: dict[str, Callable[[LearnedSpec], LearnedDegrader]] = {"dsgan": load_dsgan_degrader}
+def source_files(folder: str | Path) -> list[Path]:
+    """The image files of a folder of real LR photos (its ``LR/`` subfolder when it has one),
+    sorted by name; :class:`UsageError` when the folder is missing or holds no image."""
+    from realsr.images import is_image_file
+
+    root = Path(folder)
+    if not root.is_dir():
+        raise UsageError("folder of real LR photos (--source) not found", root)
+    if (root / "LR").is_dir():
+        root = root / "LR"
+    files = sorted(p for p in root.iterdir() if p.is_file() and is_image_file(p))
+    if not files:
+        raise UsageError("no images in the folder of real LR photos (--source)", root)
+    return files
+
+
+def source_digest(files: list[Path]) -> str:
+    """SHA-256 over the (name, content SHA-256) of ``files``: what identifies a source folder."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f"{f.name}\0{file_sha256(f)}\n".encode())
+    return h.hexdigest()
+
+
+def mirror_crop(img: np.ndarray, h: int, w: int, rng: np.random.Generator) -> np.ndarray:
+    """An (h, w, C) crop of ``img`` at a position drawn from ``rng``; an image smaller than that is
+    first mirror-tiled (``numpy.pad`` ``symmetric``) to at least (h, w)."""
+    ih, iw = img.shape[:2]
+    if ih < h or iw < w:
+        img = np.pad(img, ((0, max(0, h - ih)), (0, max(0, w - iw)), (0, 0)), mode="symmetric")
+        ih, iw = img.shape[:2]
+    y, x = int(rng.integers(ih - h + 1)), int(rng.integers(iw - w + 1))
+    return img[y:y + h, x:x + w]
+
+
+class NetworkDegrader:
+    """``--mode network``: DDNSR's degradation network on the HR and a real LR patch (module doc)."""
+
+    mode = "network"
+
+    def __init__(self, net: "torch.nn.Module", weights_name: str, weights_sha256: str, sources: list[Path],
+                 sources_sha256: str, device: "torch.device", tile: int = 512):
+        self.net = net.to(device)
+        self.scale = int(net.scale)
+        self.weights_name, self.weights_sha256 = weights_name, weights_sha256
+        self.sources, self.sources_sha256 = sources, sources_sha256
+        self.device, self.tile = device, int(tile)
+        self.radius = int(net.receptive_radius)
+        self._cache: dict[int, np.ndarray] = {}
+
+    def describe(self) -> dict[str, Any]:
+        return {"model": self.mode, "weights": self.weights_name, "weights_sha256": self.weights_sha256,
+                "source_sha256": self.sources_sha256}
+
+    def _source(self, i: int) -> np.ndarray:
+        from realsr.errors import ImageReadError
+        from realsr.images import as_rgb, read_image, to_float
+
+        if i not in self._cache:
+            try:
+                self._cache = {i: to_float(as_rgb(read_image(self.sources[i])))}
+            except ImageReadError as e:
+                raise UsageError(f"cannot read a real LR photo of the source folder: {e.message}", self.sources[i]) from None
+        return self._cache[i]
+
+    def source_patch(self, h: int, w: int, seed: int) -> np.ndarray:
+        """The real LR patch (h, w, 3) float32 in [0, 1] that ``seed`` draws: a photo, then a crop."""
+        rng = np.random.default_rng([seed, 31])
+        img = self._source(int(rng.integers(len(self.sources))))
+        return np.ascontiguousarray(mirror_crop(img, h, w, rng), dtype=np.float32)
+
+    def degrade(self, hr: np.ndarray, seed: int) -> np.ndarray:
+        """LR float32 (H/scale, W/scale, 3), clipped to [0, 1], of ``hr`` float32 (H, W, 3) in [0, 1]."""
+        import torch
+
+        H, W = hr.shape[:2]
+        s = self.scale
+        if H % s or W % s:
+            raise ValueError(f"HR {W}x{H} is not a multiple of the scale x{s} (mod-crop it first)")
+        src = self.source_patch(H // s, W // s, seed)
+        x = torch.from_numpy(np.ascontiguousarray(hr, dtype=np.float32)).permute(2, 0, 1)[None]
+        n = torch.from_numpy(src).permute(2, 0, 1)[None]
+
+        def window(y0: int, y1: int, x0: int, x1: int) -> "torch.Tensor":
+            return self.net(x[:, :, y0 * s:y1 * s, x0 * s:x1 * s].to(self.device), n[:, :, y0:y1, x0:x1].to(self.device))
+
+        return np.clip(run_tiled(window, (H // s, W // s), self.radius, self.device, self.tile), 0.0, 1.0)
+
+
+def load_network_degrader(spec: LearnedSpec) -> NetworkDegrader:
+    """The ``network`` degrader of ``spec``: a DDNSR degradation-network file and a source folder."""
+    from realsr.train.models.ddnsr import load_degradation
+
+    if not spec.source:
+        raise UsageError("--mode network needs --source DIR, a folder of real LR photos (the network's second input)")
+    device = _resolve_device(spec.device)
+    net = load_degradation(spec.weights)
+    if net.scale != spec.scale:
+        raise UsageError(f"the degradation network is x{net.scale}, not x{spec.scale} (--scale)", spec.weights)
+    files = source_files(spec.source)
+    return NetworkDegrader(net, Path(spec.weights).name, file_sha256(spec.weights), files, source_digest(files),
+                           device, spec.tile)
+
+
+#: learned modes and their loaders
+LOADERS: dict[str, Callable[[LearnedSpec], LearnedDegrader]] = {"dsgan": load_dsgan_degrader,
+                                                                 "network": load_network_degrader}
 LEARNED_MODES: tuple[str, ...] = tuple(LOADERS)
 #: what ``--weights`` is for each learned mode (for messages)
 WEIGHTS_HELP: dict[str, str] = {
     "dsgan": "the DSGAN generator state dict, e.g. SRResCGAN's pretrained_nets/DSGAN/300_G.pth",
+    "network": "a DDNSR degradation network, RUN/degradation.safetensors of a method: ddnsr training run",
 }
 
 _LOADED: dict[LearnedSpec, LearnedDegrader] = {}
@@ -264,7 +384,7 @@ def learned_step(degrader: LearnedDegrader, rng: np.random.Generator) -> dict[st
 def run_learned(x: np.ndarray, step: dict[str, Any], degrader: LearnedDegrader | None) -> np.ndarray:
     """Execute a ``learned`` step on ``x`` float32 (H, W, 3) in [0, 1] with ``degrader``;
     :class:`UsageError` when none is given or it is not the recorded one (model, weights, scale)."""
-    want = {k: step[k] for k in ("model", "weights_sha256")}
+    want = {k: step[k] for k in ("model", "weights_sha256", "source_sha256") if k in step}
     if degrader is None:
         raise UsageError(f"this pair was made by the learned degradation '{step['model']}' with the weights "
                          f"{step.get('weights')} (SHA-256 {str(step['weights_sha256'])[:12]}...); load them "

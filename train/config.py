@@ -141,11 +141,45 @@ class TvLossConfig:
 
 
 @dataclass
+class SsimLossConfig:
+    """``weight * (1 - SSIM(sr, hr))`` (:func:`~realsr.train.losses.ssim_loss`) on the
+    ``value_range`` scale with data range ``value_range`` (so the value does not depend on it).
+    Defaults: Wang et al. 2004 (Gaussian window 11, sigma 1.5, K1 0.01, K2 0.03)."""
+
+    weight: float = 0.0
+    #: odd side of the Gaussian window, its sigma and the stabilising constants
+    window: int = 11
+    sigma: float = 1.5
+    k1: float = 0.01
+    k2: float = 0.03
+
+
+@dataclass
+class MsSsimLossConfig:
+    """``weight * (1 - MS-SSIM(sr, hr))`` (:func:`~realsr.train.losses.ms_ssim_loss`), same window,
+    constants and data range as ``losses.ssim``."""
+
+    weight: float = 0.0
+    window: int = 11
+    sigma: float = 1.5
+    k1: float = 0.01
+    k2: float = 0.03
+    #: exponent per scale, finest first; their number is the number of scales (Wang et al. 2003)
+    scale_weights: list = field(default_factory=lambda: [0.0448, 0.2856, 0.3001, 0.2363, 0.1333])
+    #: patches too small for every scale at the full window (5 scales, 11 px: under 161 px):
+    #: ``error`` (refused when the config is read) or ``shrink_window`` (the coarse scales use the
+    #: largest odd window that fits, e.g. 7 px at the 5th scale of a 128-px patch)
+    small_images: str = "error"
+
+
+@dataclass
 class LossConfig:
     pixel: PixelLossConfig = field(default_factory=PixelLossConfig)
     perceptual: PerceptualLossConfig = field(default_factory=PerceptualLossConfig)
     gan: GanLossConfig = field(default_factory=GanLossConfig)
     tv: TvLossConfig = field(default_factory=TvLossConfig)
+    ssim: SsimLossConfig = field(default_factory=SsimLossConfig)
+    ms_ssim: MsSsimLossConfig = field(default_factory=MsSsimLossConfig)
     #: the losses and the discriminator see images in [0, value_range]: 1 (most recipes) or 255
     #: (SRResCGAN, whose L1 x10, VGG on [0, 255] tensors and TV are defined on that scale)
     value_range: float = 1.0
@@ -249,6 +283,38 @@ class CycleConfig:
 
 
 @dataclass
+class DDNSRConfig:
+    """DDNSR (:mod:`realsr.train.ddnsr`, METHODS.md 4): the degradation network trained with the
+    reconstruction network (``model``) on unpaired clean HR (``data.train``) and real LR
+    (``source``) crops. Used when ``method: ddnsr``."""
+
+    #: folder of real LR photos (its ``LR/`` subfolder when it has one); ``--source-data`` sets it
+    source: Optional[str] = None
+    #: ``dual`` (HR + real LR, the paper) or ``single`` (the LR input replaced by zeros: the ablation)
+    input: str = "dual"
+    #: degradation-network loss weights (official 0.1, 1.0, 10.0)
+    content_weight: float = 0.1
+    adv_weight: float = 1.0
+    cycle_weight: float = 10.0
+    #: VGG19 layers (pre-activation) of the content and cycle losses (official block3_conv4, block2_conv2)
+    content_layer: str = "conv3_4"
+    cycle_layer: str = "conv2_2"
+    #: ``vgg`` (official) or ``pixel`` (MSE on the images themselves; needs no VGG19 weights)
+    features: str = "vgg"
+    #: local torchvision VGG19 weights (default: ``losses.perceptual.vgg_weights``)
+    vgg_weights: Optional[str] = None
+    #: ImageNet mean/std normalisation before VGG (official: none, raw [0, 1] RGB)
+    vgg_input_norm: bool = False
+    #: degradation network arguments: ``nf`` (64), ``blocks`` (8), ``source_layers`` (4)
+    network: dict = field(default_factory=dict)
+    #: the LR-domain discriminator D_down (official ``ddnsr_vgg`` 128 features, 3 stages) and its arguments
+    discriminator: str = "ddnsr_vgg"
+    discriminator_args: dict = field(default_factory=dict)
+    #: clear every optimiser's moments at each ``optim.schedule.milestones`` (official: new Adam per phase)
+    reset_optimizers: bool = True
+
+
+@dataclass
 class EngineConfig:
     #: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``
     device: str = "auto"
@@ -288,7 +354,8 @@ class TrainConfig:
     scale: int = 4
     seed: int = 0
     #: ``standard`` (one generator, optional GAN) or ``d2c`` (D2C-SR's divergence and convergence
-    #: networks, ``model.arch: d2csr``; settings in ``d2c``)
+    #: networks, ``model.arch: d2csr``; settings in ``d2c``) or ``ddnsr`` (DDNSR's degradation
+    #: network trained with the model on unpaired data; settings in ``ddnsr``)
     method: str = "standard"
     model: ModelConfig = field(default_factory=ModelConfig)
     discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
@@ -299,10 +366,13 @@ class TrainConfig:
     log: LogConfig = field(default_factory=LogConfig)
     d2c: D2CConfig = field(default_factory=D2CConfig)
     cycle: CycleConfig = field(default_factory=CycleConfig)
+    ddnsr: DDNSRConfig = field(default_factory=DDNSRConfig)
 
 
 _CHOICES = {
-    "method": ("standard", "d2c"),
+    "method": ("standard", "d2c", "ddnsr"),
+    "ddnsr.input": ("dual", "single"),
+    "ddnsr.features": ("vgg", "pixel"),
     "d2c.mode": ("joint", "sequential"),
     "d2c.schedule": ("official", "always"),
     "optim.convergence.type": ("adam", "adamw"),
@@ -311,6 +381,7 @@ _CHOICES = {
     "losses.perceptual.criterion": ("l1", "l2", "fro"),
     "losses.gan.kind": ("ragan", "vanilla", "lsgan", "hinge"),
     "losses.tv.kind": ("l1", "l2", "gradient_difference"),
+    "losses.ms_ssim.small_images": ("error", "shrink_window"),
     "optim.generator.type": ("adam", "adamw"),
     "optim.discriminator.type": ("adam", "adamw"),
     "optim.schedule.type": ("multistep", "cosine", "constant"),
@@ -473,11 +544,12 @@ def check(cfg: TrainConfig) -> None:
         bad("losses.gan.weight > 0 needs discriminator.arch")
     if cfg.losses.perceptual.weight > 0 and not cfg.losses.perceptual.vgg_weights:
         bad("losses.perceptual.weight > 0 needs losses.perceptual.vgg_weights (a local VGG19 file; nothing is downloaded)")
-    for k in ("pixel", "perceptual", "gan", "tv"):
+    for k in ("pixel", "perceptual", "gan", "tv", "ssim", "ms_ssim"):
         if getattr(cfg.losses, k).weight < 0:
             bad(f"losses.{k}.weight must be >= 0")
-    if not any(getattr(cfg.losses, k).weight > 0 for k in ("pixel", "perceptual", "gan", "tv")):
+    if not any(getattr(cfg.losses, k).weight > 0 for k in ("pixel", "perceptual", "gan", "tv", "ssim", "ms_ssim")):
         bad("every loss weight is 0")
+    _check_ssim(cfg, bad)
     for name in ("generator", "discriminator", "convergence"):
         o = getattr(cfg.optim, name)
         if len(o.betas) != 2 or o.lr <= 0:
@@ -511,7 +583,7 @@ def check(cfg: TrainConfig) -> None:
     if cfg.method == "d2c":
         if cfg.model.arch != "d2csr":
             bad(f"method d2c trains the d2csr architecture, not model.arch {cfg.model.arch!r}")
-        if cfg.losses.gan.weight > 0 or cfg.losses.perceptual.weight > 0 or cfg.losses.tv.weight > 0:
+        if any(getattr(cfg.losses, k).weight > 0 for k in ("gan", "perceptual", "tv", "ssim", "ms_ssim")):
             bad("method d2c uses losses.pixel only (the branch and convergence losses); set the other weights to 0")
         if cfg.losses.pixel.weight <= 0:
             bad("method d2c needs losses.pixel.weight > 0")
@@ -526,6 +598,55 @@ def check(cfg: TrainConfig) -> None:
             bad("method d2c has no cycle branch (set cycle.weight: 0)")
     elif cfg.model.arch == "d2csr":
         bad("model.arch d2csr is trained with method: d2c")
+    if cfg.method == "ddnsr":
+        c = cfg.ddnsr
+        if cfg.scale < 2 or cfg.scale & (cfg.scale - 1):
+            bad(f"method ddnsr needs a power-of-2 scale (its degradation network downsamples by stride-2 stages), not {cfg.scale}")
+        if not c.source:
+            bad("method ddnsr needs ddnsr.source, a folder of real LR photos (or give --source-data)")
+        if d.degradation is not None or d.noise_pool or d.mixup.prob > 0 or cfg.cycle.weight > 0:
+            bad("method ddnsr learns its own degradation: leave data.degradation, data.noise_pool, data.mixup "
+                "and cycle off")
+        if min(c.content_weight, c.adv_weight, c.cycle_weight) < 0:
+            bad("ddnsr.content_weight, adv_weight and cycle_weight must be >= 0")
+        if c.features == "vgg" and (c.content_weight > 0 or c.cycle_weight > 0) \
+                and not (c.vgg_weights or cfg.losses.perceptual.vgg_weights):
+            bad("ddnsr.features: vgg needs ddnsr.vgg_weights (or losses.perceptual.vgg_weights), a local VGG19 "
+                "file; or set ddnsr.features: pixel")
+        from .vgg import LAYER_INDEX
+
+        for k in ("content_layer", "cycle_layer"):
+            if getattr(c, k) not in LAYER_INDEX:
+                bad(f"ddnsr.{k}: unknown VGG19 layer {getattr(c, k)!r} (conv1_1 ... conv5_4, relu.., pool..)")
+
+
+def _check_ssim(cfg: TrainConfig, bad: Any) -> None:
+    """``losses.ssim`` / ``losses.ms_ssim``: the window, constants and scale weights, and that the
+    training patches are big enough for the window at every scale (so a run cannot fail at its
+    first iteration)."""
+    for name in ("ssim", "ms_ssim"):
+        c = getattr(cfg.losses, name)
+        if c.weight <= 0:
+            continue
+        if c.window < 1 or c.window % 2 == 0:
+            bad(f"losses.{name}.window must be an odd number >= 1, got {c.window}")
+        if c.sigma <= 0 or c.k1 <= 0 or c.k2 <= 0:
+            bad(f"losses.{name}.sigma, k1 and k2 must be > 0")
+        if c.window > cfg.data.patch_size:
+            bad(f"losses.{name}.window ({c.window}) is larger than data.patch_size ({cfg.data.patch_size})")
+    m = cfg.losses.ms_ssim
+    if m.weight <= 0:
+        return
+    w = m.scale_weights
+    if not w or any(isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0 for v in w):
+        bad("losses.ms_ssim.scale_weights must be a non-empty list of numbers >= 0 (one per scale)")
+    coarsest = cfg.data.patch_size
+    for _ in range(len(w) - 1):  # the 2x2 mean keeps ceil(side / 2) (losses.ms_ssim_sides)
+        coarsest = (coarsest + 1) // 2
+    if m.small_images == "error" and coarsest < m.window:
+        bad(f"losses.ms_ssim: a {cfg.data.patch_size}-px patch is {coarsest} px at scale {len(w)}, smaller than "
+            f"the {m.window}-px window (use a bigger data.patch_size, fewer losses.ms_ssim.scale_weights or "
+            "losses.ms_ssim.small_images: shrink_window)")
 
 
 def to_dict(cfg: TrainConfig) -> dict:

@@ -17,6 +17,7 @@ discriminator step; :func:`gan_loss` is the single-term building block (BasicSR'
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import torch
@@ -261,3 +262,179 @@ def discriminator_adv_loss(kind: str, real_logits: torch.Tensor, fake_logits: to
         mean_fake, mean_real = mean_fake.detach(), mean_real.detach()
     return (gan_loss("ragan", real_logits - mean_fake, True)
             + gan_loss("ragan", fake_logits - mean_real, False)) / 2
+
+
+# --------------------------------------------------------------------------------------------------
+# structural similarity (SSIM, MS-SSIM)
+
+#: Wang, Simoncelli & Bovik 2003, "Multi-scale structural similarity for image quality assessment":
+#: the exponents of the 5 scales, finest first (the coarsest one weights the full SSIM, the others
+#: the contrast-structure term)
+MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
+MS_SSIM_SMALL = ("error", "shrink_window")
+
+
+def gaussian_window(size: int = 11, sigma: float = 1.5, *, dtype: torch.dtype = torch.float32,
+                    device: torch.device | str | None = None) -> torch.Tensor:
+    """The normalised 1-D Gaussian (``size``,) of SSIM's window (the 2-D window is its outer
+    product: MATLAB ``fspecial('gaussian', 11, 1.5)``, OpenCV ``getGaussianKernel(11, 1.5)``)."""
+    if size < 1 or size % 2 == 0:
+        raise ValueError(f"the SSIM window side must be odd and positive, got {size}")
+    if sigma <= 0:
+        raise ValueError(f"the SSIM window sigma must be > 0, got {sigma}")
+    r = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
+    g = torch.exp(-(r * r) / (2 * sigma * sigma))
+    return (g / g.sum()).to(dtype=dtype, device=device)
+
+
+def _check_pair(x: torch.Tensor, y: torch.Tensor) -> None:
+    if x.dim() != 4:
+        raise ValueError(f"SSIM takes (B, C, H, W) tensors, got shape {tuple(x.shape)}")
+    if x.shape != y.shape:
+        raise ValueError(f"shapes differ: {tuple(x.shape)} vs {tuple(y.shape)}")
+
+
+def _full_precision(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, object]:
+    """``x``, ``y`` in at least float32 and a context with autocast off: the local variances
+    ``E[x^2] - mu^2`` cancel badly in 16-bit floats."""
+    if x.dtype in (torch.float16, torch.bfloat16):
+        x, y = x.float(), y.float()
+    kind = x.device.type
+    ctx = torch.autocast(kind, enabled=False) if kind in ("cuda", "cpu") else contextlib.nullcontext()
+    return x, y.to(x.dtype), ctx
+
+
+def _ssim_cs(x: torch.Tensor, y: torch.Tensor, window: int, sigma: float, data_range: float,
+             k1: float, k2: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`_ssim_cs_fp` in full precision."""
+    x, y, ctx = _full_precision(x, y)
+    with ctx:
+        return _ssim_cs_fp(x, y, window, sigma, data_range, k1, k2)
+
+
+def _ssim_cs_fp(x: torch.Tensor, y: torch.Tensor, window: int, sigma: float, data_range: float,
+                k1: float, k2: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-(image, channel) means (B, C) of the SSIM map and of its contrast-structure factor, with
+    the separable Gaussian window and "valid" filtering (no padding: every window lies inside)."""
+    c = x.shape[1]
+    g = gaussian_window(window, sigma, dtype=x.dtype, device=x.device)
+    gh, gw = g.view(1, 1, window, 1).expand(c, 1, window, 1), g.view(1, 1, 1, window).expand(c, 1, 1, window)
+
+    def blur(t: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(F.conv2d(t, gh, groups=c), gw, groups=c)
+
+    c1, c2 = (k1 * data_range) ** 2, (k2 * data_range) ** 2
+    mu_x, mu_y = blur(x), blur(y)
+    mu_xx, mu_yy, mu_xy = mu_x * mu_x, mu_y * mu_y, mu_x * mu_y
+    var_x, var_y, cov = blur(x * x) - mu_xx, blur(y * y) - mu_yy, blur(x * y) - mu_xy
+    cs = (2 * cov + c2) / (var_x + var_y + c2)
+    lum = (2 * mu_xy + c1) / (mu_xx + mu_yy + c1)
+    return (lum * cs).mean(dim=(2, 3)), cs.mean(dim=(2, 3))
+
+
+def ssim_index(x: torch.Tensor, y: torch.Tensor, *, data_range: float = 1.0, window: int = 11,
+               sigma: float = 1.5, k1: float = 0.01, k2: float = 0.03) -> torch.Tensor:
+    """SSIM (Wang et al. 2004) per image (B,) of (B, C, H, W) tensors, the mean over channels of
+    each channel's mean SSIM map. Gaussian ``window`` x ``window`` (sigma ``sigma``), "valid"
+    filtering, ``C1 = (k1 * data_range)^2``, ``C2 = (k2 * data_range)^2``.
+
+    Data range: ``data_range`` is the span of the pixel values (1 for [0, 1] images, 255 for
+    [0, 255]); SSIM of ``a * x`` and ``a * y`` with ``data_range * a`` is that of ``x`` and ``y``,
+    so the same images on either scale give the same value. Nothing is clamped or quantised (the
+    benchmark SSIM of :mod:`realsr.train.metrics` rounds to 8 bit first). Computed in at least
+    float32 with autocast off (16-bit inputs are promoted: the local variances cancel). Raises
+    :class:`ValueError` when H or W is smaller than the window."""
+    _check_pair(x, y)
+    if min(x.shape[-2:]) < window:
+        raise ValueError(f"SSIM needs at least {window}x{window} pixels, got {x.shape[-1]}x{x.shape[-2]}")
+    return _ssim_cs(x, y, window, sigma, data_range, k1, k2)[0].mean(dim=1)
+
+
+def ssim_loss(x: torch.Tensor, y: torch.Tensor, *, data_range: float = 1.0, window: int = 11,
+              sigma: float = 1.5, k1: float = 0.01, k2: float = 0.03) -> torch.Tensor:
+    """``1 - SSIM``, SSIM as in :func:`ssim_index` averaged over the batch; 0 for identical inputs,
+    in [0, 2] (SSIM can be negative), independent of the data range when ``data_range`` matches it
+    (e.g. ``[0, 255]`` tensors with ``data_range=255`` give the value of the [0, 1] ones)."""
+    return 1 - ssim_index(x, y, data_range=data_range, window=window, sigma=sigma, k1=k1, k2=k2).mean()
+
+
+def _halve(x: torch.Tensor) -> torch.Tensor:
+    """2x2 mean and subsampling by 2; an odd side is first padded by repeating its last row /
+    column (so ``ceil(side / 2)`` remains; Wang's MATLAB ``msssim.m``: 2x2 mean filter with
+    symmetric borders, then every second pixel)."""
+    ph, pw = x.shape[-2] % 2, x.shape[-1] % 2
+    if ph or pw:
+        x = F.pad(x, (0, pw, 0, ph), mode="replicate")
+    return F.avg_pool2d(x, 2)
+
+
+def ms_ssim_sides(side: int, scales: int) -> list[int]:
+    """The image side at each of ``scales`` scales (``ceil`` halving, as :func:`_halve`)."""
+    out = [side]
+    for _ in range(scales - 1):
+        out.append((out[-1] + 1) // 2)
+    return out
+
+
+def ms_ssim_index(x: torch.Tensor, y: torch.Tensor, *, data_range: float = 1.0, window: int = 11,
+                  sigma: float = 1.5, k1: float = 0.01, k2: float = 0.03,
+                  weights: tuple[float, ...] | list[float] = MS_SSIM_WEIGHTS, small: str = "error") -> torch.Tensor:
+    """MS-SSIM (Wang, Simoncelli & Bovik 2003) per image (B,) of (B, C, H, W) tensors::
+
+        MS-SSIM = SSIM_M ^ w_M * prod_{j < M} CS_j ^ w_j
+
+    with ``M = len(weights)`` scales (finest first; the standard 5 weights by default), scale
+    ``j + 1`` the 2x2 mean of scale ``j`` (:func:`_halve`), ``SSIM_j`` / ``CS_j`` the means of the
+    SSIM map and of its contrast-structure factor (window, constants and data range as in
+    :func:`ssim_index`). Computed per channel and then averaged over the channels. Negative
+    ``CS_j`` / ``SSIM_M`` (anti-correlated structure) are set to 0 before the powers, so the result
+    is in [0, 1] and never NaN (the ``pytorch_msssim`` rule); the price: where a factor is 0 the
+    gradient is 0 too (images unrelated at some scale, e.g. two noise images). Like :func:`ssim_index`, computed in at
+    least float32 with autocast off.
+
+    Images too small for ``M`` scales (the coarsest side below the window):
+
+    - ``small="error"`` (default): :class:`ValueError` naming the smallest size that fits, e.g.
+      161 px for 5 scales and an 11-px window;
+    - ``small="shrink_window"``: at such a scale the window side becomes the largest odd number
+      that fits (the Gaussian of the same sigma, cut to that side and renormalised), so a 128-px
+      patch uses 11, 11, 11, 11 and 7 px windows (the ``min(window, H, W)`` rule of the widely
+      copied ``pytorch-msssim`` by J. Pessoa, made odd)."""
+    _check(small, MS_SSIM_SMALL, "MS-SSIM small-image rule")
+    _check_pair(x, y)
+    if not weights:
+        raise ValueError("MS-SSIM needs at least one scale weight")
+    m = len(weights)
+    side = min(x.shape[-2:])
+    if small == "error" and ms_ssim_sides(side, m)[-1] < window:
+        need = window * 2 ** (m - 1) - (2 ** (m - 1) - 1)
+        raise ValueError(f"MS-SSIM with {m} scales and a window of {window} px needs images of at least "
+                         f"{need}x{need} pixels, got {x.shape[-1]}x{x.shape[-2]} (use fewer scale weights, "
+                         "bigger images or small='shrink_window')")
+    x, y, ctx = _full_precision(x, y)
+    with ctx:
+        return _ms_ssim(x, y, window, sigma, data_range, k1, k2, weights)
+
+
+def _ms_ssim(x: torch.Tensor, y: torch.Tensor, window: int, sigma: float, data_range: float, k1: float, k2: float,
+             weights: tuple[float, ...] | list[float]) -> torch.Tensor:
+    m = len(weights)
+    factors = []
+    for j in range(m):
+        if j:
+            x, y = _halve(x), _halve(y)
+        s = min(x.shape[-2:])
+        win = window if s >= window else (s if s % 2 else s - 1)
+        full, cs = _ssim_cs_fp(x, y, win, sigma, data_range, k1, k2)
+        factors.append(F.relu(full if j == m - 1 else cs))
+    w = torch.as_tensor(list(weights), dtype=x.dtype, device=x.device).view(-1, 1, 1)
+    return torch.prod(torch.stack(factors) ** w, dim=0).mean(dim=1)
+
+
+def ms_ssim_loss(x: torch.Tensor, y: torch.Tensor, *, data_range: float = 1.0, window: int = 11,
+                 sigma: float = 1.5, k1: float = 0.01, k2: float = 0.03,
+                 weights: tuple[float, ...] | list[float] = MS_SSIM_WEIGHTS, small: str = "error") -> torch.Tensor:
+    """``1 - MS-SSIM``, MS-SSIM as in :func:`ms_ssim_index` averaged over the batch; in [0, 1], 0
+    for identical inputs, independent of the data range when ``data_range`` matches it."""
+    return 1 - ms_ssim_index(x, y, data_range=data_range, window=window, sigma=sigma, k1=k1, k2=k2,
+                             weights=weights, small=small).mean()

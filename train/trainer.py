@@ -43,7 +43,7 @@ from .curves import draw_curves
 from .data import CropDataset, NoiseInjection, OnlineDegradation, SampleOrder, load_items, load_val, make_loader
 from .infer import InferOptions, resolve_device, upscale_image
 from .losses import (PerceptualLoss, discriminator_adv_loss, generator_adv_loss, gradient_difference_loss, high_pass,
-                     pixel_loss, tv_loss)
+                     ms_ssim_loss, pixel_loss, ssim_loss, tv_loss)
 from .metrics import psnr, ssim
 from .model_files import load_model, save_model
 from .models import SRNet, build
@@ -227,6 +227,10 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         if cfg.method == "d2c":
             self.method = D2CStep(self)
+        elif cfg.method == "ddnsr":
+            from .ddnsr import DDNSRStep
+
+            self.method = DDNSRStep(self)
         self.cycle = None
         if cfg.cycle.weight > 0:
             from .cycle import CycleBranch
@@ -267,8 +271,15 @@ class Trainer:
             g = d.degradation
             self.degrade = OnlineDegradation(g.mode, s, cfg.seed, self.device, g.pool, g.pool_noise, g.params, g.quantize)
         self.noise = NoiseInjection(d.noise_pool, cfg.seed, self.device) if d.noise_pool else None
-        items = load_items(d.train, s, d.patch_size, paired=self.degrade is None, in_memory=d.in_memory)
-        self.dataset = CropDataset(items, s, d.patch_size, cfg.seed, d.flip, d.rotate)
+        unpaired = self.degrade is not None or cfg.method == "ddnsr"
+        items = load_items(d.train, s, d.patch_size, paired=not unpaired, in_memory=d.in_memory)
+        if cfg.method == "ddnsr":
+            from .ddnsr import UnpairedDataset, source_items
+
+            src = source_items(cfg.ddnsr.source, d.patch_size, s, d.in_memory)
+            self.dataset: Any = UnpairedDataset(items, src, s, d.patch_size, cfg.seed, d.flip, d.rotate)
+        else:
+            self.dataset = CropDataset(items, s, d.patch_size, cfg.seed, d.flip, d.rotate)
         if self.method is not None:
             self.method.set_epoch_size(len(items))
         self.val = load_val(d.val, s, d.val_images, d.val_crop) if (d.val and self.main) else []
@@ -514,7 +525,7 @@ class Trainer:
 
     def sr_terms(self, sr: torch.Tensor, hr: torch.Tensor, it: int) -> dict[str, torch.Tensor]:
         """The weighted ``losses`` terms of the SR output ``sr`` against ``hr`` (both [0, 1] RGB,
-        (B, 3, H, W)): pixel, perceptual, TV and, from ``optim.gan_start``, the generator's GAN term
+        (B, 3, H, W)): pixel, perceptual, TV, SSIM, MS-SSIM and, from ``optim.gan_start``, the generator's GAN term
         (the discriminator frozen). Computed in [0, ``losses.value_range``]; in the autograd graph."""
         L = self.cfg.losses
         vr = L.value_range  # the losses and D see [0, value_range] (255 for SRResCGAN)
@@ -527,6 +538,15 @@ class Trainer:
         if L.tv.weight > 0:
             terms["tv"] = L.tv.weight * (gradient_difference_loss(sr_l.float(), hr_l) if L.tv.kind == "gradient_difference"
                                          else tv_loss(sr_l.float(), L.tv.kind))
+        if L.ssim.weight > 0:  # 1 - SSIM with data range value_range: the same value on either scale
+            c = L.ssim
+            terms["ssim"] = c.weight * ssim_loss(sr_l.float(), hr_l.float(), data_range=vr, window=c.window,
+                                                 sigma=c.sigma, k1=c.k1, k2=c.k2)
+        if L.ms_ssim.weight > 0:
+            c = L.ms_ssim
+            terms["ms_ssim"] = c.weight * ms_ssim_loss(sr_l.float(), hr_l.float(), data_range=vr, window=c.window,
+                                                       sigma=c.sigma, k1=c.k1, k2=c.k2, weights=c.scale_weights,
+                                                       small=c.small_images)
         if self.gan_active(it):
             d_raw = unwrap(self.D)
             d_raw.requires_grad_(False)
@@ -696,6 +716,8 @@ class Trainer:
         if self.main:
             ckpt.save_checkpoint(self.ckpt_dir, self.state(), self.cfg.log.keep)
             save_model(self.run_dir / "model.safetensors", self.inference_model(), self._meta())
+            if hasattr(self.method, "save_outputs"):  # DDNSR: its degradation network
+                self.method.save_outputs(self.run_dir, self._meta())
         self._barrier()
 
     def _validate_and_log(self) -> None:

@@ -320,3 +320,192 @@ def test_high_pass_is_srrescgan_filter_high():
     assert y[0, 0, 4, 4].item() == pytest.approx(0.5 + 0.5 * (81 - 1))
     assert y[0, 0, 0, 0].item() == pytest.approx(0.5 + 0.5 * (0 - 1))  # corner: zero padding counted
     assert torch.allclose(high_pass(torch.full((1, 3, 12, 12), 7.0))[..., 4:8, 4:8], torch.full((1, 3, 4, 4), 0.5))
+
+
+# ------------------------------------------------------------------------------------ SSIM, MS-SSIM
+# The SRResCycGAN AIM 2020 variant's terms: 1 - SSIM and 1 - MS-SSIM (Wang et al. 2004 / 2003).
+
+
+def _ref_ssim_cs(a, b, window: int, data_range: float = 1.0):
+    """Independent NumPy/OpenCV SSIM and CS means of one 2-D channel (float64), valid filtering."""
+    import cv2
+    import numpy as np
+
+    g = cv2.getGaussianKernel(window, 1.5)
+    w = g @ g.T
+    r = window // 2
+
+    def f(x):
+        y = cv2.filter2D(x, -1, w, borderType=cv2.BORDER_REFLECT)
+        return y[r:y.shape[0] - r, r:y.shape[1] - r]
+
+    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
+    m1, m2 = f(a), f(b)
+    s11, s22, s12 = f(a * a) - m1 ** 2, f(b * b) - m2 ** 2, f(a * b) - m1 * m2
+    cs = (2 * s12 + c2) / (s11 + s22 + c2)
+    return float(np.mean((2 * m1 * m2 + c1) / (m1 ** 2 + m2 ** 2 + c1) * cs)), float(np.mean(cs))
+
+
+def _ref_ms_ssim(a, b, weights, window: int = 11):
+    """Independent MS-SSIM of (H, W, C) float64 arrays: per channel, 2x2 means with the last
+    row / column repeated for odd sides, the window cut to the largest odd side that fits."""
+    import numpy as np
+
+    out = []
+    for ch in range(a.shape[2]):
+        x, y, val = a[..., ch], b[..., ch], 1.0
+        for j, wj in enumerate(weights):
+            if j:
+                x, y = (np.pad(z, ((0, z.shape[0] % 2), (0, z.shape[1] % 2)), mode="edge") for z in (x, y))
+                x, y = (z.reshape(z.shape[0] // 2, 2, z.shape[1] // 2, 2).mean(axis=(1, 3)) for z in (x, y))
+            s = min(x.shape)
+            win = window if s >= window else (s if s % 2 else s - 1)
+            full, cs = _ref_ssim_cs(x, y, win)
+            val *= max(full if j == len(weights) - 1 else cs, 0.0) ** wj
+        out.append(val)
+    return float(np.mean(out))
+
+
+def _pair(h: int, w: int, seed: int = 0):
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    a = rng.random((h, w, 3))
+    a = (a + np.roll(a, 1, 0) + np.roll(a, 1, 1)) / 3  # some spatial correlation
+    b = np.clip(a + 0.08 * rng.standard_normal(a.shape), 0, 1)
+    ta, tb = (torch.from_numpy(z).permute(2, 0, 1)[None].clone() for z in (a, b))
+    return a, b, ta, tb
+
+
+def test_ssim_loss_is_one_minus_the_benchmark_ssim():
+    """On 8-bit levels (the benchmark SSIM quantises first) and RGB, 1 - ssim_loss equals
+    realsr.train.metrics.ssim (OpenCV filtering, C on the 0-255 scale) to float64 precision, on
+    either value scale."""
+    import numpy as np
+
+    from realsr.train.losses import ssim_index, ssim_loss
+    from realsr.train.metrics import ssim as bench_ssim
+
+    rng = np.random.default_rng(1)
+    a = rng.integers(0, 256, (24, 19, 3), dtype=np.uint8)
+    b = np.clip(a.astype(int) + rng.integers(-40, 41, a.shape), 0, 255).astype(np.uint8)
+    ta, tb = (torch.from_numpy(z).permute(2, 0, 1)[None].double() / 255 for z in (a, b))
+    ref = bench_ssim(a, b, y_channel=False)
+    assert 0.5 < ref < 0.999
+    assert ssim_loss(ta, tb).item() == pytest.approx(1 - ref, abs=1e-12)
+    assert ssim_loss(ta * 255, tb * 255, data_range=255).item() == pytest.approx(1 - ref, abs=1e-12)
+    # per image, and the batch mean
+    batch = ssim_index(torch.cat([ta, ta]), torch.cat([tb, ta]))
+    assert batch.tolist() == pytest.approx([ref, 1.0], abs=1e-12)
+    assert ssim_loss(torch.cat([ta, ta]), torch.cat([tb, ta])).item() == pytest.approx((1 - ref) / 2, abs=1e-12)
+
+
+def test_ssim_by_hand_on_tiny_tensors():
+    """A 1-px window has no variance: CS = C2 / C2 = 1 and SSIM is the mean luminance term
+    (2 x y + C1) / (x^2 + y^2 + C1); a constant pair gives that value with any window."""
+    from realsr.train.losses import ssim_loss
+
+    c1 = 0.01 ** 2
+    x = t([[[[0.5, 0.5], [0.5, 0.5]]]])
+    y = t([[[[0.25, 0.5], [0.5, 0.0]]]])
+    lum = [(2 * 0.5 * v + c1) / (0.25 + v * v + c1) for v in (0.25, 0.5, 0.5, 0.0)]
+    assert ssim_loss(x, y, window=1).item() == pytest.approx(1 - sum(lum) / 4, rel=1e-12)
+    const_a, const_b = torch.full((1, 2, 5, 5), 0.8, dtype=torch.float64), torch.full((1, 2, 5, 5), 0.2, dtype=torch.float64)
+    want = 1 - (2 * 0.8 * 0.2 + c1) / (0.64 + 0.04 + c1)
+    assert ssim_loss(const_a, const_b, window=3).item() == pytest.approx(want, rel=1e-12)
+    assert ssim_loss(const_a, const_b, window=5).item() == pytest.approx(want, rel=1e-12)
+    with pytest.raises(ValueError, match="at least 11x11"):
+        ssim_loss(const_a, const_b)
+    with pytest.raises(ValueError, match="odd and positive"):
+        ssim_loss(const_a, const_b, window=4)
+    with pytest.raises(ValueError, match="shapes differ"):
+        ssim_loss(const_a, const_b[..., :4])
+
+
+def test_ssim_and_ms_ssim_are_zero_for_identical_inputs_and_carry_gradients():
+    from realsr.train.losses import ms_ssim_loss, ssim_loss
+
+    x = torch.rand(2, 3, 40, 36, generator=torch.Generator().manual_seed(4))
+    assert ssim_loss(x, x.clone()).item() == pytest.approx(0.0, abs=1e-6)
+    assert ms_ssim_loss(x, x.clone(), small="shrink_window").item() == pytest.approx(0.0, abs=1e-6)
+    assert ms_ssim_loss(x * 255, x * 255, data_range=255, weights=(0.5, 0.5)).item() == pytest.approx(0.0, abs=1e-6)
+    g = torch.Generator().manual_seed(5)
+    target = (x + 0.3 * torch.randn(x.shape, generator=g)).clamp(0, 1)  # related to x, as HR is to SR
+    for loss in (lambda a: ssim_loss(a, target), lambda a: ms_ssim_loss(a, target, small="shrink_window")):
+        p = x.clone().requires_grad_(True)
+        first = loss(p)
+        first.backward()
+        assert p.grad is not None and torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0
+        with torch.no_grad():  # a few descent steps make the images more similar
+            for _ in range(5):
+                p.grad = None
+                with torch.enable_grad():
+                    loss(p).backward()
+                p -= 20.0 * p.grad
+        assert loss(p).item() < first.item()
+    # anti-correlated structure: CS < 0 is set to 0 (no NaN from a fractional power; no gradient either)
+    a = torch.rand(1, 3, 48, 48, generator=torch.Generator().manual_seed(6)).requires_grad_(True)
+    v = ms_ssim_loss(a, 1 - a.detach(), weights=(0.5, 0.5))
+    v.backward()
+    assert v.item() == pytest.approx(1.0) and torch.isfinite(a.grad).all()
+
+
+def test_ms_ssim_against_an_independent_computation():
+    """The standard 5 scales (Wang et al. 2003 weights, 11-px window, sigma 1.5) on odd-sized images
+    (the 2x2 mean repeats the last row / column), and a single scale is plain SSIM."""
+    from realsr.train.losses import MS_SSIM_WEIGHTS, ms_ssim_loss, ssim_loss
+
+    assert MS_SSIM_WEIGHTS == (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
+    a, b, ta, tb = _pair(163, 170)
+    ref = _ref_ms_ssim(a, b, MS_SSIM_WEIGHTS)
+    assert 0.3 < ref < 0.999
+    assert ms_ssim_loss(ta, tb).item() == pytest.approx(1 - ref, abs=1e-10)
+    assert ms_ssim_loss(ta * 255, tb * 255, data_range=255).item() == pytest.approx(1 - ref, abs=1e-10)
+    assert ms_ssim_loss(ta, tb, weights=(1.0,)).item() == pytest.approx(ssim_loss(ta, tb).item(), abs=1e-12)
+    assert ms_ssim_loss(ta, tb, weights=(0.2, 0.8)).item() == pytest.approx(1 - _ref_ms_ssim(a, b, (0.2, 0.8)), abs=1e-10)
+
+
+def test_ms_ssim_by_hand_with_a_one_pixel_window():
+    """Window 1: CS = 1 at the fine scale, so MS-SSIM = (luminance term of the 2x2 means) ^ w_2."""
+    from realsr.train.losses import ms_ssim_loss
+
+    c1 = 0.01 ** 2
+    x = t([[[[0.5, 0.5], [0.5, 0.5]]]])
+    y = t([[[[0.0, 0.5], [0.5, 0.0]]]])  # 2x2 mean 0.25
+    want = ((2 * 0.5 * 0.25 + c1) / (0.25 + 0.0625 + c1)) ** 0.7
+    assert ms_ssim_loss(x, y, window=1, weights=(0.3, 0.7)).item() == pytest.approx(1 - want, rel=1e-12)
+
+
+def test_ms_ssim_small_images_error_or_shrink_the_window():
+    """5 scales of an 11-px window need 161 px (161 -> 81 -> 41 -> 21 -> 11); smaller images are
+    refused unless small='shrink_window', which uses a 7-px window at the 8-px 5th scale of a 128-px
+    patch (checked against the independent computation)."""
+    from realsr.train.losses import ms_ssim_loss, ms_ssim_sides
+
+    assert ms_ssim_sides(161, 5) == [161, 81, 41, 21, 11] and ms_ssim_sides(128, 5)[-1] == 8
+    a, b, ta, tb = _pair(128, 128, seed=2)
+    with pytest.raises(ValueError, match="at least 161x161 pixels, got 128x128"):
+        ms_ssim_loss(ta, tb)
+    v = ms_ssim_loss(ta, tb, small="shrink_window").item()
+    assert v == pytest.approx(1 - _ref_ms_ssim(a, b, (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)), abs=1e-10)
+    _, _, sa, sb = _pair(161, 161, seed=3)
+    assert ms_ssim_loss(sa, sb).item() == pytest.approx(ms_ssim_loss(sa, sb, small="shrink_window").item(), abs=1e-15)
+    with pytest.raises(UsageError, match="small-image rule"):
+        ms_ssim_loss(ta, tb, small="pad")
+    with pytest.raises(ValueError, match="at least one scale weight"):
+        ms_ssim_loss(ta, tb, weights=())
+
+
+def test_ssim_losses_ignore_autocast_and_promote_16_bit_inputs():
+    """The local variances E[x^2] - mu^2 cancel in bfloat16: the losses run in float32 regardless."""
+    from realsr.train.losses import ms_ssim_loss, ssim_loss
+
+    g = torch.Generator().manual_seed(7)
+    x, y = torch.rand(2, 3, 48, 48, generator=g), torch.rand(2, 3, 48, 48, generator=g)
+    want_s, want_m = ssim_loss(x, y), ms_ssim_loss(x, y, weights=(0.5, 0.5))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got_s, got_m = ssim_loss(x, y), ms_ssim_loss(x, y, weights=(0.5, 0.5))
+    assert got_s.dtype == torch.float32 and got_s.item() == pytest.approx(want_s.item(), rel=1e-6)
+    assert got_m.item() == pytest.approx(want_m.item(), rel=1e-6)
+    xb, yb = x.bfloat16(), y.bfloat16()
+    assert ssim_loss(xb, yb).item() == pytest.approx(ssim_loss(xb.float(), yb.float()).item(), rel=1e-6)

@@ -84,3 +84,41 @@ def test_example_presets_are_valid(name):
 
     arch_class(cfg.model.arch)
     assert cfg.optim.iterations >= 1
+
+
+@pytest.mark.parametrize("losses, data, message", [
+    ({"ssim": {"weight": -1}}, {}, "losses.ssim.weight must be >= 0"),
+    ({"ms_ssim": {"weight": -0.5}}, {}, "losses.ms_ssim.weight must be >= 0"),
+    ({"pixel": {"weight": 0}, "ssim": {"weight": 0}}, {}, "every loss weight is 0"),
+    ({"ssim": {"weight": 1, "window": 4}}, {}, "losses.ssim.window must be an odd number >= 1, got 4"),
+    ({"ms_ssim": {"weight": 1, "window": 0, "small_images": "shrink_window"}}, {}, "losses.ms_ssim.window must be an odd"),
+    ({"ssim": {"weight": 1, "k2": 0}}, {}, "losses.ssim.sigma, k1 and k2 must be > 0"),
+    ({"ssim": {"weight": 1, "window": 65}}, {"patch_size": 64}, "losses.ssim.window (65) is larger than data.patch_size (64)"),
+    ({"ms_ssim": {"weight": 1}}, {"patch_size": 128},
+     "losses.ms_ssim: a 128-px patch is 8 px at scale 5, smaller than the 11-px window"),
+    ({"ms_ssim": {"weight": 1, "scale_weights": []}}, {}, "losses.ms_ssim.scale_weights must be a non-empty list"),
+    ({"ms_ssim": {"weight": 1, "scale_weights": [0.5, -0.5]}}, {}, "one per scale"),
+    ({"ms_ssim": {"weight": 1, "small_images": "pad"}}, {}, "losses.ms_ssim.small_images: 'pad' is not one of error, shrink_window"),
+    ({"ms_ssim": {"weight": 1, "scales": 3}}, {}, "config key losses.ms_ssim.scales: unknown key"),
+])
+def test_ssim_and_ms_ssim_options_are_checked(losses, data, message):
+    with pytest.raises(UsageError) as e:
+        from_dict({"losses": losses, "data": data})
+    assert message in str(e.value)
+
+
+def test_ssim_and_ms_ssim_defaults_and_what_fits():
+    cfg = from_dict({})
+    s, m = cfg.losses.ssim, cfg.losses.ms_ssim
+    assert (s.weight, s.window, s.sigma, s.k1, s.k2) == (0.0, 11, 1.5, 0.01, 0.03)
+    assert (m.weight, m.window, m.scale_weights, m.small_images) == (0.0, 11, [0.0448, 0.2856, 0.3001, 0.2363, 0.1333], "error")
+    # 5 scales of 11 px need 161 px (a multiple of 4: 164); a 128-px patch with the fallback; 3 scales fit 44 px
+    assert from_dict({"losses": {"ms_ssim": {"weight": 1}}, "data": {"patch_size": 164}}).losses.ms_ssim.weight == 1
+    with pytest.raises(UsageError, match="160-px patch is 10 px at scale 5"):
+        from_dict({"losses": {"ms_ssim": {"weight": 1}}, "data": {"patch_size": 160}})
+    from_dict({"losses": {"ms_ssim": {"weight": 1, "small_images": "shrink_window"}}, "data": {"patch_size": 128}})
+    from_dict({"losses": {"ms_ssim": {"weight": 1, "scale_weights": [0.2, 0.3, 0.5]}}, "data": {"patch_size": 44}})
+    # SSIM alone is a valid objective; d2c takes the pixel loss only
+    from_dict({"losses": {"pixel": {"weight": 0}, "ssim": {"weight": 1}}})
+    with pytest.raises(UsageError, match="method d2c uses losses.pixel only"):
+        from_dict({"method": "d2c", "model": {"arch": "d2csr"}, "losses": {"ssim": {"weight": 1}}})

@@ -501,3 +501,21 @@ def test_value_range_gradient_difference_tv_and_high_pass_reach_the_step(pairs, 
     plain = kit.losses_of(tmp_path / "plain")[0][1]
     assert first[1.0]["pixel"] == pytest.approx(plain["pixel"], rel=1e-6)
     assert abs(plain["tv"] - first[1.0]["tv"]) > 1e-3 * plain["tv"]
+
+
+def test_ssim_and_ms_ssim_terms_are_trained_and_logged(pairs, kit, tmp_path):
+    """losses.ssim / losses.ms_ssim (the SRResCycGAN AIM 2020 terms) are logged beside the pixel
+    term, weighted, and take the same value on the [0, 255] scale (data range = value_range)."""
+    first = {}
+    for vr in (1.0, 255.0):
+        tree = kit.tiny(pairs, losses={"value_range": vr, "ssim": {"weight": 2.0},
+                                       "ms_ssim": {"weight": 3.0, "small_images": "shrink_window"}},
+                        optim={"iterations": 2})
+        Trainer(from_dict(tree), tmp_path / str(vr), progress=False).run()
+        logged = kit.losses_of(tmp_path / str(vr))
+        assert {"pixel", "ssim", "ms_ssim"} <= set(logged[0][1])
+        first[vr] = logged[0][1]
+        assert 0 < first[vr]["ssim"] <= 2 * 2.0 and 0 < first[vr]["ms_ssim"] <= 3.0
+    for k in ("ssim", "ms_ssim"):
+        assert first[255.0][k] == pytest.approx(first[1.0][k], rel=1e-4), k
+    assert first[255.0]["pixel"] == pytest.approx(255 * first[1.0]["pixel"], rel=1e-4)

@@ -13,6 +13,10 @@ published code so its checkpoints load with ``load_state_dict``.
   map; 70x70 receptive field with n_layers 3. 2,765,633 parameters with BatchNorm (CycleGAN
   prints 2.765 M), 2,764,737 with instance norm (affine-free, so the convs get biases, as in
   CycleGAN) and 2,763,841 with none (CycleGAN then leaves the inner convs without bias too).
+- ``ddnsr_vgg``: DDNSR's ``discriminator_vggstyle(num_feat, stages)`` (Keras), one logit per
+  image; ``(128, 3)`` on 32x32 LR patches is its D_down, ``(64, 5)`` on 128x128 HR its Track-1 D_up.
+- ``ddnsr_patchgan``: DDNSR's Track-2 D_up (Keras ``discriminator_patchgan``), a logit map at 1/8;
+  the stride-1 4x4 convolutions pad like TF ``'same'`` (top/left 1, bottom/right 2).
 - ``unet``: Real-ESRGAN's ``UNetDiscriminatorSN`` (spectral norm as ``weight_orig`` /
   ``weight_u`` / ``weight_v``), a per-pixel logit map ``(B, 1, H, W)``; H and W must be multiples
   of 8. 4,376,897 parameters (num_feat 64; counted from Real-ESRGAN's layer list).
@@ -196,3 +200,107 @@ class UNetDiscriminatorSN(Discriminator):
         x6 = act(self.conv6(up(x5)))
         x6 = x6 + x0 if self.skip_connection else x6
         return self.conv9(act(self.conv8(act(self.conv7(x6)))))
+
+
+BN_MODES = ("inference", "batch")
+
+
+class _KerasBN(nn.BatchNorm2d):
+    """Keras ``BatchNormalization()`` (epsilon 1e-3, moving-average momentum 0.99).
+
+    ``mode="inference"`` reproduces what DDNSR's official training actually computes: its custom
+    step calls the Keras models without ``training=True``, so BN runs in inference mode on the
+    initial moving statistics (mean 0, variance 1), never updated: a per-channel affine
+    ``gamma * x / sqrt(1 + 1e-3) + beta`` with trainable gamma and beta [INFERENCE from the Keras
+    calling convention; METHODS.md does not list it]. ``mode="batch"`` normalises with the batch
+    statistics (what the layer list suggests). With real and fake passed as separate batches, batch
+    statistics hide a batch-wide noise level from the discriminator."""
+
+    def __init__(self, c: int, mode: str = "inference"):
+        super().__init__(c, eps=1e-3, momentum=0.01)
+        if mode not in BN_MODES:
+            raise ValueError(f"batch_norm must be one of {', '.join(BN_MODES)}, not {mode!r}")
+        self.mode = mode
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.mode == "batch":
+            return super().forward(x)
+        return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps)
+
+
+@_register
+class DDNSRVGGDiscriminator(Discriminator):
+    """DDNSR ``discriminator_vggstyle(num_feat, stages)`` (official ``method/networks.py``): conv3x3
+    ``num_feat`` (bias) + LReLU; per stage ``i``: [conv3x3 ``num_feat * 2^i`` (not in stage 0)] and
+    conv4x4 s2 ``num_feat * 2^i``, each bias-free + BN + LReLU; flatten; dense 100 + LReLU; dense 1.
+    The input must be ``input_size`` square, a multiple of ``2^stages`` (the dense layer fixes it).
+    D_down: ``num_feat=128, stages=3, input_size=32``; Track-1 D_up: ``64, 5, 128``.
+    ``batch_norm``: ``inference`` (what the official step computes) or ``batch`` (:class:`_KerasBN`)."""
+
+    name = "ddnsr_vgg"
+
+    def __init__(self, num_in_ch: int = 3, num_feat: int = 128, stages: int = 3, input_size: int = 32,
+                 batch_norm: str = "batch"):
+        super().__init__()
+        if stages < 1 or input_size % (2 ** stages) or input_size < 2 ** stages:
+            raise ValueError(f"input_size ({input_size}) must be a positive multiple of 2^stages ({2 ** stages})")
+        self.input_size = input_size
+        layers: list[nn.Module] = [nn.Conv2d(num_in_ch, num_feat, 3, 1, 1), nn.LeakyReLU(0.2)]
+        c = num_feat
+        for i in range(stages):
+            for k, st in ((3, 1), (4, 2)):
+                if i == 0 and k == 3:
+                    continue
+                layers += [nn.Conv2d(c, num_feat << i, k, st, 1, bias=False), _KerasBN(num_feat << i, batch_norm), nn.LeakyReLU(0.2)]
+                c = num_feat << i
+        self.features = nn.Sequential(*layers)
+        side = input_size >> stages
+        self.dense1 = nn.Linear(c * side * side, 100)
+        self.dense2 = nn.Linear(100, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, C, s, s)`` with s = ``input_size`` -> logits ``(B, 1)``; ValueError for other sizes.
+        Flattened channels-last, as Keras' ``Flatten`` of NHWC (so Keras dense weights map by a
+        transpose only)."""
+        if tuple(x.shape[-2:]) != (self.input_size, self.input_size):
+            raise ValueError(f"the ddnsr_vgg discriminator takes {self.input_size}x{self.input_size} inputs "
+                             f"(input_size={self.input_size}), got {x.shape[-2]}x{x.shape[-1]}")
+        f = self.features(x).permute(0, 2, 3, 1).flatten(1)
+        return self.dense2(F.leaky_relu(self.dense1(f), 0.2))
+
+
+class _PadSame4(nn.Module):
+    """TF ``'same'`` padding of a stride-1 4x4 convolution: top/left 1, bottom/right 2."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.pad(x, (1, 2, 1, 2))
+
+
+@_register
+class DDNSRPatchDiscriminator(Discriminator):
+    """DDNSR ``discriminator_patchgan`` (Track-2 D_up): conv4x4 s2 64 (bias) + LReLU; conv4x4 s2 128,
+    s2 256, s1 512, each bias-free + BN + LReLU; conv4x4 s1 -> 1 (bias). Stride-2 layers pad 1
+    (TF 'same' on even inputs), stride-1 layers pad (1, 2) like TF. H and W multiples of 8.
+    ``batch_norm`` as :class:`DDNSRVGGDiscriminator`."""
+
+    name = "ddnsr_patchgan"
+
+    def __init__(self, num_in_ch: int = 3, num_feat: int = 64, batch_norm: str = "batch"):
+        super().__init__()
+        nf = num_feat
+
+        def _keras_bn(c: int) -> nn.BatchNorm2d:
+            return _KerasBN(c, batch_norm)
+
+        self.model = nn.Sequential(
+            nn.Conv2d(num_in_ch, nf, 4, 2, 1), nn.LeakyReLU(0.2),
+            nn.Conv2d(nf, nf * 2, 4, 2, 1, bias=False), _keras_bn(nf * 2), nn.LeakyReLU(0.2),
+            nn.Conv2d(nf * 2, nf * 4, 4, 2, 1, bias=False), _keras_bn(nf * 4), nn.LeakyReLU(0.2),
+            _PadSame4(), nn.Conv2d(nf * 4, nf * 8, 4, 1, 0, bias=False), _keras_bn(nf * 8), nn.LeakyReLU(0.2),
+            _PadSame4(), nn.Conv2d(nf * 8, 1, 4, 1, 0))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, C, H, W)``, H and W multiples of 8 -> logit map ``(B, 1, H/8, W/8)``."""
+        if x.shape[-2] % 8 or x.shape[-1] % 8:
+            raise ValueError(f"the ddnsr_patchgan discriminator needs H and W divisible by 8, got {x.shape[-2]}x{x.shape[-1]}")
+        return self.model(x)
