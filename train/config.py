@@ -155,15 +155,10 @@ class SsimLossConfig:
 
 
 @dataclass
-class MsSsimLossConfig:
-    """``weight * (1 - MS-SSIM(sr, hr))`` (:func:`~realsr.train.losses.ms_ssim_loss`), same window,
-    constants and data range as ``losses.ssim``."""
+class MsSsimLossConfig(SsimLossConfig):
+    """``weight * (1 - MS-SSIM(sr, hr))`` (:func:`~realsr.train.losses.ms_ssim_loss`): the window,
+    constants and data range of ``losses.ssim`` (inherited fields, separate values), plus:"""
 
-    weight: float = 0.0
-    window: int = 11
-    sigma: float = 1.5
-    k1: float = 0.01
-    k2: float = 0.03
     #: exponent per scale, finest first; their number is the number of scales (Wang et al. 2003)
     scale_weights: list = field(default_factory=lambda: [0.0448, 0.2856, 0.3001, 0.2363, 0.1333])
     #: patches too small for every scale at the full window (5 scales, 11 px: under 161 px):
