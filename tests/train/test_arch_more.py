@@ -204,7 +204,7 @@ def test_recognise_tells_the_architectures_apart():
 # ---------------------------------------------------------------- discriminators
 
 def test_discriminator_registry_and_errors():
-    assert discriminator_names() == ["patchgan", "unet", "vgg128"]
+    assert discriminator_names() == ["ddnsr_patchgan", "ddnsr_vgg", "patchgan", "unet", "vgg128"]
     with pytest.raises(UsageError, match="unknown discriminator 'vgg'.*patchgan, unet, vgg128"):
         build_discriminator("vgg")
     with pytest.raises(UsageError, match="bad arguments"):
