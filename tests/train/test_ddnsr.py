@@ -352,3 +352,31 @@ def test_dual_input_reproduces_the_source_noise_level_and_single_does_not(noise_
     assert abs(single / src_sigma - 1) > 0.2, figures
     # the dual output follows the HR's content (its 4x4 average), not the source photo's
     assert figures["dual"][1] > 17 and figures["dual"][1] > figures["dual"][2] + 5, figures
+
+
+def test_vgg_features_take_the_named_layers_and_the_input_norm_option(tmp_path, unpaired):
+    """features: vgg computes content on conv3_4 and cycle on conv2_2 of a VGG19 file (a stand-in
+    with random weights; nothing is downloaded); vgg_input_norm changes what the features see."""
+    from realsr.train.vgg import VGGFeatures, vgg19_features
+
+    hr_dir, src_dir = unpaired
+    torch.manual_seed(0)
+    vgg = tmp_path / "vgg.pth"
+    torch.save({f"features.{k}": v for k, v in vgg19_features(17).state_dict().items()}, vgg)
+    values = {}
+    for norm in (False, True):
+        tree = _cfg(hr_dir, src_dir)
+        tree["ddnsr"].update(features="vgg", vgg_weights=str(vgg), vgg_input_norm=norm)
+        tr = Trainer(from_dict(tree), tmp_path / f"v{norm}")
+        step = tr.method
+        assert sorted(step.features.layers) == ["conv2_2", "conv3_4"]
+        hr, src = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 8, 8)
+        fake, cyc = torch.rand(2, 3, 8, 8), torch.rand(2, 3, 8, 8)
+        terms = step.down_terms(hr, src, fake, cyc)
+        ref = VGGFeatures(["conv2_2", "conv3_4"], vgg, use_input_norm=norm)
+        want = 0.1 * F.mse_loss(ref(fake)["conv3_4"], ref(F.avg_pool2d(hr, 4))["conv3_4"])
+        assert terms["content_down"].item() == pytest.approx(want.item(), rel=1e-5)
+        want = 10 * F.mse_loss(ref(cyc)["conv2_2"], ref(src)["conv2_2"])
+        assert terms["cycle_down"].item() == pytest.approx(want.item(), rel=1e-5)
+        values[norm] = terms["content_down"].item()
+    assert values[False] != pytest.approx(values[True])
