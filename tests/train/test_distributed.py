@@ -111,3 +111,44 @@ def test_d2c_under_two_gloo_processes_matches_one_process(tmp_path, kit):
     wb, _ = read_safetensors(tmp_path / "one" / "model.safetensors")
     for k in wb:
         assert torch.allclose(wa[k], wb[k], atol=1e-5), k
+
+
+def test_ddnsr_under_two_gloo_processes_matches_one_process(tmp_path, kit):
+    """DDNSR wraps R, the degradation network and D_down in DDP separately (R runs twice per
+    micro-batch, once without gradients); with D_down's batch norm in ``inference`` mode (batch
+    statistics are per process) two processes with half batches train the same networks."""
+    import numpy as np
+
+    from realsr.images import write_png
+    from realsr.synthetic import synthetic_scene
+
+    hr, src = tmp_path / "hr", tmp_path / "src"
+    hr.mkdir()
+    src.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        write_png(hr / f"h{i}.png", synthetic_scene(64, 64, seed=i))
+        write_png(src / f"s{i}.png", rng.integers(0, 256, (24, 24, 3), dtype=np.uint8))
+    tree = kit.tiny(hr, method="ddnsr", optim={"iterations": 3, "ema": 0}, log={"save_every": 3},
+                    losses={"pixel": {"kind": "l2", "weight": 1.0}},
+                    ddnsr={"source": str(src), "features": "pixel", "network": {"nf": 8, "blocks": 1},
+                           "discriminator_args": {"num_feat": 8, "batch_norm": "inference"}})
+    tree["data"]["rotate"] = False
+    script = tmp_path / "worker.py"
+    script.write_text(RUN_ONLY)
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
+    env["OMP_NUM_THREADS"] = "1"
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                           str(script), json.dumps(tree), str(tmp_path / "ddp")],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    Trainer(from_dict(tree), tmp_path / "one", progress=False).run()
+    a, b = kit.losses_of(tmp_path / "ddp"), kit.losses_of(tmp_path / "one")
+    for (_, la), (_, lb) in zip(a, b):
+        for k in ("pixel", "content_down", "cycle_down", "adv_down", "d_down"):
+            assert abs(la[k] - lb[k]) <= 1e-4 * abs(lb[k]) + 1e-6, k
+    for f in ("model.safetensors", "degradation.safetensors"):
+        wa, _ = read_safetensors(tmp_path / "ddp" / f)
+        wb, _ = read_safetensors(tmp_path / "one" / f)
+        for k in wb:
+            assert torch.allclose(wa[k], wb[k], atol=1e-5), (f, k)
