@@ -253,6 +253,26 @@ def source_files(folder: str | Path) -> list[Path]:
     return files
 
 
+def usable_sources(files: list[Path]) -> list[Path]:
+    """The files that decode as images (each read once); the others are skipped with a warning.
+    :class:`UsageError` when none is left."""
+    from realsr.errors import ImageReadError
+    from realsr.images import read_image
+
+    ok = []
+    for f in files:
+        try:
+            read_image(f)
+        except ImageReadError as e:
+            log.warning("real LR photo skipped: %s", e)
+            continue
+        ok.append(f)
+    if not ok:
+        raise UsageError(f"none of the {len(files)} files of the real LR folder (--source) can be read as an image",
+                         files[0].parent if files else None)
+    return ok
+
+
 def source_digest(files: list[Path]) -> str:
     """SHA-256 over the (name, content SHA-256) of ``files``: what identifies a source folder."""
     import hashlib
@@ -338,7 +358,7 @@ def load_network_degrader(spec: LearnedSpec) -> NetworkDegrader:
     net = load_degradation(spec.weights)
     if net.scale != spec.scale:
         raise UsageError(f"the degradation network is x{net.scale}, not x{spec.scale} (--scale)", spec.weights)
-    files = source_files(spec.source)
+    files = usable_sources(source_files(spec.source))
     return NetworkDegrader(net, Path(spec.weights).name, file_sha256(spec.weights), files, source_digest(files),
                            device, spec.tile)
 

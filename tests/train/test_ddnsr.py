@@ -380,3 +380,19 @@ def test_vgg_features_take_the_named_layers_and_the_input_norm_option(tmp_path, 
         assert terms["cycle_down"].item() == pytest.approx(want.item(), rel=1e-5)
         values[norm] = terms["content_down"].item()
     assert values[False] != pytest.approx(values[True])
+
+
+def test_network_mode_skips_unreadable_source_photos(network_file, unpaired, tmp_path):
+    hr_dir, src = unpaired
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    for p in sorted(src.iterdir()):
+        (mixed / p.name).write_bytes(p.read_bytes())
+    (mixed / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    deg = load_degrader(LearnedSpec("network", str(network_file), 4, "cpu", 0, source=str(mixed)))
+    assert [p.name for p in deg.sources] == sorted(p.name for p in src.iterdir())
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "a.png").write_bytes(b"not an image")
+    with pytest.raises(UsageError, match="none of the 1 files"):
+        load_degrader(LearnedSpec("network", str(network_file), 4, "cpu", 0, source=str(bad)))
