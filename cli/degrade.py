@@ -1,4 +1,4 @@
-"""``realsr degrade``: clean HR images -> realistic LR/HR pairs (pool, classic, bicubic, highorder, dsgan)."""
+"""``realsr degrade``: clean HR images -> realistic LR/HR pairs (pool, classic, bicubic, highorder, dsgan, network)."""
 
 from __future__ import annotations
 

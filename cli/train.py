@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click
@@ -40,11 +41,11 @@ def train_command(ctx: click.Context, config: Path | None, overrides: tuple[str,
 
     extra = list(overrides)
     if train_data is not None:
-        extra.append(f"data.train={train_data}")
+        extra.append(f"data.train={json.dumps(str(train_data))}")  # quoted: read as YAML
     if val_data is not None:
-        extra.append(f"data.val={val_data}")
+        extra.append(f"data.val={json.dumps(str(val_data))}")
     if source_data is not None:
-        extra.append(f"ddnsr.source={source_data}")
+        extra.append(f"ddnsr.source={json.dumps(str(source_data))}")
     if device is not None:
         extra.append(f"engine.device={device}")
     if resume:

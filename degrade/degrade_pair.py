@@ -46,7 +46,8 @@ def _summary(steps: list[dict[str, Any]]) -> dict[str, Any]:
              for s in steps if s["op"].endswith("_noise")]
     jpeg = [s["quality"] for s in steps if s["op"] == "jpeg"]
     out = {"kernel": kernel or None, "noise": noise or None, "jpeg_quality": jpeg or None}
-    learned = [{k: s[k] for k in ("model", "weights", "weights_sha256")} for s in steps if s["op"] == "learned"]
+    learned = [{k: s[k] for k in ("model", "weights", "weights_sha256", "source_sha256") if k in s}
+               for s in steps if s["op"] == "learned"]
     if learned:
         out["learned"] = learned
     return out

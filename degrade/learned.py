@@ -1,4 +1,5 @@
-"""Learned degradations: a trained network turns a clean HR image into its LR (``--mode dsgan``).
+"""Learned degradations: a trained network turns a clean HR image into its LR (``--mode dsgan``,
+``--mode network``).
 
 The contract (:class:`LearnedDegrader`): given an HR image, float32 RGB in [0, 1], shape (H, W, 3)
 with H and W multiples of ``scale``, and an integer seed, return the LR image, float32 RGB in

@@ -604,6 +604,15 @@ def check(cfg: TrainConfig) -> None:
                 "and cycle off")
         if min(c.content_weight, c.adv_weight, c.cycle_weight) < 0:
             bad("ddnsr.content_weight, adv_weight and cycle_weight must be >= 0")
+        if max(c.content_weight, c.adv_weight, c.cycle_weight) == 0:
+            bad("ddnsr: content_weight, adv_weight and cycle_weight are all 0, so the degradation network learns nothing")
+        known = {"nf": int, "blocks": int, "source_layers": int}
+        for k, v in c.network.items():
+            if k not in known:
+                bad(f"ddnsr.network: unknown key {k!r} (known: {', '.join(known)}; the scale and input come from "
+                    "scale and ddnsr.input)")
+            if not isinstance(v, int) or isinstance(v, bool) or v < (0 if k == "blocks" else 1):
+                bad(f"ddnsr.network.{k} must be an integer >= {0 if k == 'blocks' else 1}, got {v!r}")
         if c.features == "vgg" and (c.content_weight > 0 or c.cycle_weight > 0) \
                 and not (c.vgg_weights or cfg.losses.perceptual.vgg_weights):
             bad("ddnsr.features: vgg needs ddnsr.vgg_weights (or losses.perceptual.vgg_weights), a local VGG19 "

@@ -200,13 +200,14 @@ class DDNSRStep:
             hr, src = self._inputs(batch)
             with self._no_sync(self.net_train, last), self._no_sync(self.R_train, last):
                 with t._autocast():
+                    pr = t.G.pixel_range  # R works in [0, pixel_range] (255 for SRResCGAN)
                     with torch.no_grad():
-                        sr_src = self.R_train(src)  # x~_H: only Dn learns from the cycle
+                        sr_src = self.R_train(src * pr) / pr  # x~_H: only Dn learns from the cycle
                     # one Dn call on both inputs (a DDP module runs once per backward)
                     both = self.net_train(torch.cat([hr, sr_src.to(hr.dtype)]), torch.cat([src, src])).float()
                     fake_lr, cycle_lr = both[: hr.shape[0]], both[hr.shape[0]:]
                     down = self.down_terms(hr, src, fake_lr, cycle_lr)
-                    sr = self.R_train(fake_lr.detach())  # y^_H: R does not train Dn
+                    sr = self.R_train(fake_lr.detach() * pr) / pr  # y^_H: R does not train Dn
                     up = t.sr_terms(sr.float(), hr, it)
                     total = torch.stack(list(down.values()) + list(up.values())).sum()
                 t.scaler.scale(total / acc).backward()

@@ -344,11 +344,10 @@ class Trainer:
         if d.batch_size % (cfg.optim.accumulate * self.world):
             raise UsageError(f"data.batch_size ({d.batch_size}) must be a multiple of optim.accumulate x processes "
                              f"({cfg.optim.accumulate} x {self.world})")
-        if self.D is not None and cfg.discriminator.arch == "vgg128":
-            size = unwrap(self.D).input_size
-            if size != d.patch_size:
-                raise UsageError(f"the vgg128 discriminator takes {size}x{size} inputs but data.patch_size is "
-                                 f"{d.patch_size} (set discriminator.args.input_size or the patch size)")
+        size = getattr(unwrap(self.D), "input_size", None) if self.D is not None else None
+        if size is not None and size != d.patch_size:
+            raise UsageError(f"the {cfg.discriminator.arch} discriminator takes {size}x{size} inputs but data.patch_size "
+                             f"is {d.patch_size} (set discriminator.args.input_size or the patch size)")
         lr_patch = d.patch_size // cfg.scale
         for bank, what in ((getattr(self.noise, "bank", None), "data.noise_pool"),
                            (getattr(self.degrade, "bank", None), "data.degradation.pool")):
@@ -361,7 +360,8 @@ class Trainer:
         if not resume and overwrite and self.main:
             for name in ("checkpoints", "samples", "tensorboard"):
                 shutil.rmtree(self.run_dir / name, ignore_errors=True)
-            for name in ("log.jsonl", "curves.png", "model.safetensors", "model_best.safetensors"):
+            for name in ("log.jsonl", "curves.png", "model.safetensors", "model_best.safetensors",
+                         "degradation.safetensors"):
                 (self.run_dir / name).unlink(missing_ok=True)
         self._barrier()
         if self.main:

@@ -396,3 +396,65 @@ def test_network_mode_skips_unreadable_source_photos(network_file, unpaired, tmp
     (bad / "a.png").write_bytes(b"not an image")
     with pytest.raises(UsageError, match="none of the 1 files"):
         load_degrader(LearnedSpec("network", str(network_file), 4, "cpu", 0, source=str(bad)))
+
+
+def test_reconstruction_network_sees_its_own_pixel_range(tmp_path, unpaired, monkeypatch):
+    """R runs on [0, pixel_range] (255 for SRResCGAN) in both of its DDNSR calls, as in the standard
+    step and in inference."""
+    hr_dir, src_dir = unpaired
+    tr = Trainer(from_dict(_cfg(hr_dir, src_dir)), tmp_path / "pr")
+    seen = []
+    forward = type(tr.G).forward
+
+    def scaled(self, x):
+        seen.append(float(x.max()))
+        return forward(self, x / 255) * 255
+
+    monkeypatch.setattr(type(tr.G), "forward", scaled)
+    monkeypatch.setattr(tr.G, "pixel_range", 255.0, raising=False)
+    terms = tr.method.step([next(iter(tr.batches(0)))])
+    assert len(seen) == 2 and min(seen) > 2  # [0, 1] inputs would have a max <= 1
+    assert terms["pixel"].item() < 1  # the loss is still computed on [0, 1] images
+
+
+def test_cli_paths_are_literal_and_overwrite_clears_the_degradation_file(tmp_path, unpaired):
+    hr_dir, src_dir = unpaired
+    odd = tmp_path / "real #2"
+    odd.mkdir()
+    for p in src_dir.iterdir():
+        (odd / p.name).write_bytes(p.read_bytes())
+    cfg = tmp_path / "c.yaml"
+    import yaml
+
+    tree = _cfg(hr_dir, src_dir, optim={"iterations": 2, "ema": 0}, log={"every": 1, "val_every": 0, "save_every": 2,
+                                                                        "progress": False, "tensorboard": False})
+    tree["ddnsr"]["source"] = "UNSET"
+    cfg.write_text(yaml.safe_dump(tree))
+    run = tmp_path / "run"
+    assert main(["-q", "train", str(cfg), "-o", str(run), "--source-data", str(odd)]) == 0
+    assert yaml.safe_load((run / "config.yaml").read_text())["ddnsr"]["source"] == str(odd)
+    assert (run / DEGRADATION_FILE).is_file()
+    assert main(["-q", "train", str(cfg), "-o", str(run), "--source-data", str(odd), "--overwrite",
+                 "ddnsr.input=bogus"]) == 2  # refused before anything is touched
+    assert (run / DEGRADATION_FILE).is_file()
+    # a standard run over the DDNSR run folder leaves no stale degradation network behind
+    assert main(["-q", "train", str(cfg), "-o", str(run), "--overwrite", "method=standard",
+                 "data.degradation={mode: bicubic}"]) == 0
+    assert not (run / DEGRADATION_FILE).exists() and (run / "model.safetensors").is_file()
+
+
+@pytest.mark.parametrize("over, msg", [
+    ({"network": {"scale": 2}}, "unknown key 'scale'"),
+    ({"network": {"blocks": 1.5}}, "must be an integer"),
+    ({"content_weight": 0, "adv_weight": 0, "cycle_weight": 0}, "learns nothing"),
+])
+def test_bad_ddnsr_section(unpaired, over, msg):
+    tree = _cfg(*unpaired)
+    tree["ddnsr"].update(over)
+    with pytest.raises(UsageError, match=msg):
+        from_dict(tree)
+
+
+def test_discriminator_argument_of_the_wrong_type_is_a_usage_error():
+    with pytest.raises(UsageError, match="bad arguments for discriminator 'ddnsr_vgg'"):
+        build_discriminator("ddnsr_vgg", input_size="32")

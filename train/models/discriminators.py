@@ -72,7 +72,7 @@ def build_discriminator(name: str, **args: Any) -> Discriminator:
     full = {k: v for k, v in bound.arguments.items() if k != "self"}
     try:
         model = cls(**full)
-    except ValueError as e:
+    except (ValueError, TypeError) as e:
         raise UsageError(f"bad arguments for discriminator {name!r}: {e}") from None
     model.arch_args = json.loads(json.dumps(full))
     return model
