@@ -111,6 +111,9 @@ class DDNSRStep:
         if getattr(self.D, "input_size", lp) != lp:
             raise UsageError(f"ddnsr.discriminator_args.input_size ({self.D.input_size}) must equal the LR patch "
                              f"(data.patch_size / scale = {lp})")
+        if trainer.channels_last:
+            self.net.to(memory_format=torch.channels_last)
+            self.D.to(memory_format=torch.channels_last)
         self.features = None
         if c.features == "vgg":
             layers = sorted({c.content_layer, c.cycle_layer})

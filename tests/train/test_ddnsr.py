@@ -458,3 +458,17 @@ def test_bad_ddnsr_section(unpaired, over, msg):
 def test_discriminator_argument_of_the_wrong_type_is_a_usage_error():
     with pytest.raises(UsageError, match="bad arguments for discriminator 'ddnsr_vgg'"):
         build_discriminator("ddnsr_vgg", input_size="32")
+
+
+def test_channels_last_gives_the_same_losses(tmp_path, unpaired):
+    hr_dir, src_dir = unpaired
+    runs = {}
+    for cl in ("off", "on"):
+        tree = _cfg(hr_dir, src_dir, optim={"iterations": 2, "ema": 0})
+        tree["engine"] = {"channels_last": cl}
+        tr = Trainer(from_dict(tree), tmp_path / cl)
+        tr.run()
+        runs[cl] = [json.loads(x)["losses"] for x in (tmp_path / cl / "log.jsonl").read_text().splitlines() if "losses" in x]
+    for a, b in zip(runs["off"], runs["on"]):
+        for k in ("pixel", "content_down", "cycle_down", "adv_down"):
+            assert a[k] == pytest.approx(b[k], rel=1e-4, abs=1e-6), k
