@@ -141,9 +141,6 @@ class DDNSRStep:
         t = self.t
         return [o for o in (t.opt_g, t.opt_d, self.opt_net, self.opt_d) if o is not None]
 
-    def _features(self, x: torch.Tensor, layer: str) -> torch.Tensor:
-        return x if self.features is None else self.features(x)[layer]
-
     def _no_sync(self, m: nn.Module, last: bool) -> Any:
         return m.no_sync() if (self.t.world > 1 and not last) else contextlib.nullcontext()
 
@@ -163,20 +160,30 @@ class DDNSRStep:
         ``cycle_lr = Dn(R(src), src)`` against ``src``; all (B, 3, h, w) in [0, 1]."""
         c, s = self.c, self.t.cfg.scale
         terms: dict[str, torch.Tensor] = {}
+        # the images whose features the content and cycle terms compare, through VGG in one batch
+        pairs = {}
         if c.content_weight > 0:
-            ref = F.avg_pool2d(hr, s)
-            terms["content_down"] = c.content_weight * F.mse_loss(self._features(fake_lr, c.content_layer),
-                                                                  self._features(ref, c.content_layer))
+            pairs["content_down"] = (c.content_weight, c.content_layer, fake_lr, F.avg_pool2d(hr, s))
+        if c.cycle_weight > 0:
+            pairs["cycle_down"] = (c.cycle_weight, c.cycle_layer, cycle_lr, src)
+        if pairs:
+            imgs = [x for _, _, a, b in pairs.values() for x in (a, b)]
+            if self.features is None:
+                parts = imgs
+            else:
+                feats = self.features(torch.cat(imgs))
+                n = [x.shape[0] for x in imgs]
+                parts = [f for (_, layer, _, _), i in zip(pairs.values(), range(0, len(imgs), 2))
+                         for f in torch.split(feats[layer], n)[i:i + 2]]
+            for (name, (w, _, _, _)), i in zip(pairs.items(), range(0, len(parts), 2)):
+                terms[name] = w * F.mse_loss(parts[i], parts[i + 1])
         if c.adv_weight > 0:
             self.D.requires_grad_(False)
             try:
                 terms["adv_down"] = c.adv_weight * generator_adv_loss("vanilla", self.D(fake_lr).float())
             finally:
                 self.D.requires_grad_(True)
-        if c.cycle_weight > 0:
-            terms["cycle_down"] = c.cycle_weight * F.mse_loss(self._features(cycle_lr, c.cycle_layer),
-                                                              self._features(src, c.cycle_layer))
-        return terms
+        return {k: terms[k] for k in ("content_down", "adv_down", "cycle_down") if k in terms}  # summed in this order
 
     def _maybe_reset(self, it: int) -> None:
         """Official: a new Adam each phase; here every optimiser's moments are cleared at each
