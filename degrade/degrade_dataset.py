@@ -31,7 +31,7 @@ from realsr.raw import RawOptions
 
 from .build_pool import Source
 from .degrade_pair import CLEANUPS, clean_up, degrade_pair, pair_seed
-from .learned import LEARNED_MODES, WEIGHTS_HELP, LearnedDegrader, LearnedSpec, load_degrader
+from .learned import LEARNED_MODES, WEIGHTS_HELP, LearnedDegrader, LearnedSpec, NetworkDegrader, load_degrader
 from .pool import Pool
 from .recipes import MODES, ModeParams
 
@@ -262,6 +262,9 @@ def degrade_dataset(
             workers = 1
         threads = max(1, default_workers() // workers) if workers > 1 else None
         spec = replace(spec, threads=threads, sha256=digest)
+        if isinstance(degrader, NetworkDegrader):  # the workers reuse the source list and its digest
+            spec = replace(spec, source_files=tuple(str(f) for f in degrader.sources),
+                           source_sha256=degrader.sources_sha256)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     if remove_stale_temporaries(out):

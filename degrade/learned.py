@@ -81,7 +81,9 @@ class LearnedSpec:
     receptive radius, so they change nothing beyond float rounding); ``threads``: torch CPU threads
     to use in this process (None: leave torch's setting); ``sha256``: the expected SHA-256 of the
     weights (None: not checked), so a file replaced during a run stops it; ``source``: the folder
-    of real LR photos (``network`` only).
+    of real LR photos (``network`` only); ``source_files`` / ``source_sha256``: its readable photos
+    and their digest as the first load found them, so worker processes do not read and hash the
+    folder again (None: found at load).
     """
 
     mode: str
@@ -92,6 +94,8 @@ class LearnedSpec:
     threads: int | None = None
     sha256: str | None = None
     source: str | None = None
+    source_files: tuple[str, ...] | None = None
+    source_sha256: str | None = None
 
     def __post_init__(self) -> None:
         if self.mode not in LOADERS:
@@ -359,9 +363,12 @@ def load_network_degrader(spec: LearnedSpec) -> NetworkDegrader:
     net = load_degradation(spec.weights)
     if net.scale != spec.scale:
         raise UsageError(f"the degradation network is x{net.scale}, not x{spec.scale} (--scale)", spec.weights)
-    files = usable_sources(source_files(spec.source))
-    return NetworkDegrader(net, Path(spec.weights).name, file_sha256(spec.weights), files, source_digest(files),
-                           device, spec.tile)
+    if spec.source_files is not None and spec.source_sha256 is not None:
+        files, digest = [Path(f) for f in spec.source_files], spec.source_sha256
+    else:
+        files = usable_sources(source_files(spec.source))
+        digest = source_digest(files)
+    return NetworkDegrader(net, Path(spec.weights).name, file_sha256(spec.weights), files, digest, device, spec.tile)
 
 
 #: learned modes and their loaders
@@ -381,7 +388,7 @@ def load_degrader(spec: LearnedSpec) -> LearnedDegrader:
     """The degrader of ``spec``, loaded once per process. :class:`UsageError` for a missing,
     unreadable or mismatched weights file, a device that is not there, or weights whose SHA-256
     is not ``spec.sha256``."""
-    key = replace(spec, sha256=None)
+    key = replace(spec, sha256=None, source_files=None, source_sha256=None)
     if key not in _LOADED:
         if spec.threads:
             import torch

@@ -209,6 +209,13 @@ def test_optimiser_moments_are_cleared_at_each_milestone(tmp_path, unpaired):
     assert steps() == 2
     tr.train_step([next(stream)])
     assert steps() == 1  # a fresh Adam at iteration 2, as the official code's new optimiser per phase
+    keep = _cfg(hr_dir, src_dir, optim={"iterations": 4, "ema": 0, "schedule": {"milestones": [2], "gamma": 0.5}})
+    keep["ddnsr"]["reset_optimizers"] = False
+    tr = Trainer(from_dict(keep), tmp_path / "k")
+    stream = tr.batches(0)
+    for _ in range(3):
+        tr.train_step([next(stream)])
+    assert steps() == 3  # reset_optimizers: false keeps the moments across the milestone
 
 
 @pytest.mark.parametrize("over, msg", [
@@ -472,3 +479,22 @@ def test_channels_last_gives_the_same_losses(tmp_path, unpaired):
     for a, b in zip(runs["off"], runs["on"]):
         for k in ("pixel", "content_down", "cycle_down", "adv_down"):
             assert a[k] == pytest.approx(b[k], rel=1e-4, abs=1e-6), k
+
+
+def test_workers_reuse_the_source_list_the_first_load_found(network_file, unpaired, monkeypatch):
+    """degrade_dataset hands the readable source photos and their digest to the workers' spec: a
+    worker's load then reads and hashes nothing in the folder, and describes the same degrader."""
+    import realsr.degrade.learned as learned
+
+    _, src = unpaired
+    first = learned.load_network_degrader(LearnedSpec("network", str(network_file), 4, "cpu", 0, source=str(src)))
+
+    def no_reading(*a, **k):
+        raise AssertionError("the source folder was read again")
+
+    monkeypatch.setattr(learned, "usable_sources", no_reading)
+    monkeypatch.setattr(learned, "source_digest", no_reading)
+    again = learned.load_network_degrader(LearnedSpec(
+        "network", str(network_file), 4, "cpu", 0, source=str(src),
+        source_files=tuple(str(f) for f in first.sources), source_sha256=first.sources_sha256))
+    assert again.describe() == first.describe() and again.sources == first.sources
