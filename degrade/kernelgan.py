@@ -122,24 +122,28 @@ def _init_weights(rng: np.random.Generator, p: KernelGANParams) -> dict[str, lis
 
 
 @functools.lru_cache(maxsize=None)
-def _full_conv_index_cpu(s: int, h: int) -> torch.Tensor:
-    """Gather index that sums the products ``a[q] * b[r]`` of an s x s and an h x h kernel into their
-    full convolution (n x n, n = s + h - 1): row ``p`` lists the flat ``q * h*h + r`` with ``q + r = p``,
-    padded with ``s*s*h*h`` (a zero slot)."""
+def _full_conv_matrix_cpu(s: int, h: int) -> torch.Tensor:
+    """0/1 matrix ``(s*s*h*h, n*n)`` (n = s + h - 1) that sums the products ``a[q] * b[r]`` of an s x s
+    and an h x h kernel, flattened ``q * h*h + r``, into their full convolution: entry ``[q*h*h + r, p]``
+    is 1 where ``p = q + r`` (as 2-D positions)."""
     n = s + h - 1
-    rows: list[list[int]] = [[] for _ in range(n * n)]
+    m = torch.zeros(s, s, h, h, n, n)
     for qy in range(s):
         for qx in range(s):
             for ry in range(h):
                 for rx in range(h):
-                    rows[(qy + ry) * n + qx + rx].append((qy * s + qx) * h * h + ry * h + rx)
-    width = max(len(r) for r in rows)
-    return torch.tensor([r + [s * s * h * h] * (width - len(r)) for r in rows], dtype=torch.int64)
+                    m[qy, qx, ry, rx, qy + ry, qx + rx] = 1.0
+    return m.reshape(s * s * h * h, n * n)
 
 
 @functools.lru_cache(maxsize=None)
-def _full_conv_index(s: int, h: int, device: torch.device) -> torch.Tensor:
-    return _full_conv_index_cpu(s, h).to(device)
+def _full_conv_matrix(s: int, h: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    return _full_conv_matrix_cpu(s, h).to(device, dtype)
+
+
+#: Fewest rows of a batched matrix product whose per-image result MKL computes the same way for a
+#: batch of one as for larger batches (9-row products differ on 2 threads; 12 and more do not).
+_MIN_ROWS = 16
 
 
 def compose_kernel(g_weights: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -147,27 +151,33 @@ def compose_kernel(g_weights: Sequence[torch.Tensor]) -> torch.Tensor:
 
     Composes from the output side: the kernel from a layer's input channels to G's output is the
     full convolution of that layer's weights with the kernel from its output channels, summed over
-    them. Equals KernelGAN's impulse-response extraction (``calc_curr_k``, flip included). Products
-    are batched matrix products and gathers whose per-image arithmetic does not depend on the batch
-    (matrix-vector products are written as multiply + sum: BLAS gemv splits the sum by batch size).
+    them. Equals KernelGAN's impulse-response extraction (``calc_curr_k``, flip included). Each step
+    is a batched matrix product over the output channels, laid out so that neither it nor its two
+    gradient products has a dimension of 9 or less on the side BLAS parallelises over (MKL runs those
+    4-6x slower), followed by a product with a 0/1 matrix for the full convolution (exact, and with a
+    plain matrix product as gradient, unlike an indexed scatter). Per-image arithmetic does not depend
+    on the batch (matrix-vector products are written as multiply + sum: BLAS gemv splits the sum by
+    batch size).
     """
     acc = g_weights[-1][:, 0]  # (B, C, 1, 1): output kernel per last-layer input channel
     for w in reversed(g_weights[:-1]):
         b, c_out, c_in, s, _ = w.shape
         h = acc.shape[-1]
-        wt = w.permute(0, 2, 3, 4, 1).reshape(b, c_in * s * s, c_out)  # [b, (j, q), i]
+        wf = w.reshape(b, c_out, c_in * s * s)  # [b, i, (j, q)]
         a = acc.reshape(b, c_out, h * h)  # [b, i, r]
         if h == 1:
-            z = (wt * a[:, None, :, 0]).sum(dim=2, keepdim=True)
-        else:
-            z = torch.bmm(wt, a)  # [b, (j, q), r] = sum_i w[b, i, j, q] acc[b, i, r]
+            acc = (wf * a).sum(dim=1).reshape(b, c_in, s, s)
+            continue
+        # [b, r, (j, q)] = sum_i acc[b, i, r] w[b, i, j, q]; a product with fewer than 16 rows is padded
+        # with zero rows: MKL threads a 9-row product of a single image differently from a batch's
+        zt = torch.bmm(F.pad(a, (0, max(0, _MIN_ROWS - h * h))).transpose(1, 2), wf)[:, :h * h]
         if s == 1:
-            acc = z.reshape(b, c_in, h, h)
+            acc = zt.transpose(1, 2).reshape(b, c_in, h, h)
             continue
         n = s + h - 1
-        z = F.pad(z.reshape(b, c_in, s * s * h * h), (0, 1))
-        idx = _full_conv_index(s, h, z.device)
-        acc = z[:, :, idx].sum(dim=-1).reshape(b, c_in, n, n)
+        z = zt.reshape(b, h * h, c_in, s * s).permute(0, 2, 3, 1).reshape(b, c_in, s * s * h * h)  # [b, j, (q, r)]
+        m = _full_conv_matrix(s, h, z.device, z.dtype)
+        acc = torch.bmm(z, m.expand(b, *m.shape)).reshape(b, c_in, n, n)
     return acc[:, 0]
 
 
@@ -233,18 +243,63 @@ def _per_image(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> t
     return fn(flat)[:, :n].reshape(x.shape)
 
 
-class _Packed:
-    """Several per-image parameter arrays packed into one ``(B, P)`` leaf tensor (one Adam state,
-    a handful of optimizer ops per step instead of hundreds); :meth:`views` gives them back shaped."""
+class _Params:
+    """Per-layer parameter stacks ``(B, ...)`` as leaf tensors: one fused Adam call steps them all, and
+    their gradients arrive as they are (packing them into one tensor costs a copy of every gradient)."""
 
     def __init__(self, arrays: list[np.ndarray], device: torch.device, dtype: torch.dtype) -> None:
-        self.shapes = [a.shape[1:] for a in arrays]
-        flat = np.concatenate([a.reshape(a.shape[0], -1) for a in arrays], axis=1)
-        self.flat = torch.tensor(flat, dtype=dtype, device=device).requires_grad_()
+        self.leaves = [torch.tensor(a, dtype=dtype, device=device).requires_grad_() for a in arrays]
 
     def views(self) -> list[torch.Tensor]:
-        parts = torch.split(self.flat, [int(np.prod(s)) for s in self.shapes], dim=1)  # one node in the graph
-        return [t.reshape(-1, *s) for t, s in zip(parts, self.shapes)]
+        return self.leaves
+
+    def set_grads(self, loss: torch.Tensor) -> None:
+        for leaf, grad in zip(self.leaves, torch.autograd.grad(loss, self.leaves)):
+            leaf.grad = grad
+
+
+class _Patches(torch.autograd.Function):
+    """``F.unfold(x, k)`` (B, C, S, S) -> (B, C*k*k, (S-k+1)^2) as one strided copy (im2col is 8x slower
+    for these small crops on CPU); the gradient is ``F.fold``, its exact adjoint."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, k: int) -> torch.Tensor:  # type: ignore[override]
+        b, c, s, _ = x.shape
+        m = s - k + 1
+        ctx.size, ctx.k = s, k
+        sb, sc, sy, sx = x.stride()
+        return x.as_strided((b, c, k, k, m, m), (sb, sc, sy, sx, sy, sx)).reshape(b, c * k * k, m * m)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # type: ignore[override]
+        return F.fold(grad, (ctx.size, ctx.size), ctx.k), None
+
+
+class _MapBatchNormReLU(torch.autograd.Function):
+    """ReLU of the train-mode batch norm of every (image, channel) map of ``h`` (B, C, M) over its M
+    positions (biased variance), with per-(image, channel) weight and bias (B, C): the statistics of a
+    batch of one map each, as KernelGAN's D normalises. The statistics come from the native layer norm
+    (one fused pass; the native batch norm's forward is 1.6x slower for these many short channels), the
+    gradient from the native batch-norm backward with those statistics."""
+
+    @staticmethod
+    def forward(ctx, h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,  # type: ignore[override]
+                eps: float) -> torch.Tensor:
+        xhat, mean, rstd = torch.native_layer_norm(h, (h.shape[-1],), None, None, eps)
+        y = torch.addcmul(bias[:, :, None], xhat, weight[:, :, None]).clamp_min_(0.0)
+        ctx.save_for_backward(h, weight, mean, rstd, y)
+        ctx.eps = eps
+        return y
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, None]:  # type: ignore[override]
+        h, weight, mean, rstd, y = ctx.saved_tensors
+        b, c, m = h.shape
+        grad = torch.ops.aten.threshold_backward(grad, y, 0.0)
+        gh, gw, gb = torch.ops.aten.native_batch_norm_backward(
+            grad.reshape(1, b * c, m), h.reshape(1, b * c, m), weight.reshape(-1), None, None, mean.reshape(-1),
+            rstd.reshape(-1), True, ctx.eps, [True, True, True])
+        return gh.reshape(b, c, m), gw.reshape(b, c), gb.reshape(b, c), None
 
 
 class _Discriminators:
@@ -263,7 +318,7 @@ class _Discriminators:
         biases = [np.zeros((b, max(w.shape[1], LANES))) for w in weights]
         bn_w = [stack("bn", i) for i in range(n - 2)]
         bn_b = [np.zeros_like(a) for a in bn_w]
-        self.params = _Packed(weights + biases + bn_w + bn_b, device, dtype)
+        self.params = _Params(weights + biases + bn_w + bn_b, device, dtype)
         self.u = [torch.tensor(stack("u", i), dtype=dtype, device=device) for i in range(n)]
         self.v = [torch.tensor(stack("v", i), dtype=dtype, device=device) for i in range(n)]
         self.k = p.d_kernel
@@ -287,15 +342,17 @@ class _Discriminators:
         for i, w in enumerate(weights):
             sigma = (self.u[i] * (w * self.v[i][:, None, :]).sum(dim=2)).sum(dim=1)
             wn.append(w / sigma[:, None, None])
-        h = torch.baddbmm(biases[0][:, :, None], wn[0], F.unfold(x, self.k))
-        b, c, m = h.shape
-        for i in range(1, n - 1):
-            h = torch.baddbmm(biases[i][:, :, None], wn[i], h)
-            # train-mode batch norm over each image's own 20x20 map (biased variance, eps 1e-5): the
-            # images' channels side by side are the channels of one native (fused) batch-norm call
-            h = F.batch_norm(h.reshape(1, b * c, m), None, None, bn_w[i - 1].reshape(-1), bn_b[i - 1].reshape(-1),
-                             training=True, eps=1e-5).reshape(b, c, m)
-            h = F.relu(h, inplace=True)
+        # The first layer is linear and feeds the second directly (no normalisation or activation
+        # between them), so both apply as one product with their composite (B, 64, 3*k*k) matrix: the
+        # same function, a third less arithmetic in these two layers forward and backward. The bias
+        # vector product is a multiply + sum (BLAS gemv splits its sum by batch size).
+        w01 = torch.bmm(wn[1], wn[0])
+        b01 = (wn[1] * biases[0][:, None, :]).sum(dim=2) + biases[1]
+        h = _MapBatchNormReLU.apply(torch.baddbmm(b01[:, :, None], w01, _Patches.apply(x, self.k)), bn_w[0], bn_b[0],
+                                    1e-5)
+        for i in range(2, n - 1):
+            # train-mode batch norm over each image's own 20x20 map (biased variance, eps 1e-5), ReLU
+            h = _MapBatchNormReLU.apply(torch.baddbmm(biases[i][:, :, None], wn[i], h), bn_w[i - 1], bn_b[i - 1], 1e-5)
         h = torch.baddbmm(biases[-1][:, :1, None], wn[-1], h)
         return _per_image(torch.sigmoid, h[:, 0])
 
@@ -369,10 +426,10 @@ def train_kernelgan(
     jobs = [_Job(img, s, p) for img, s in zip(images, seeds)]
     init = [_init_weights(j.rng["init"], p) for j in jobs]
     b = len(jobs)
-    gen = _Packed([np.stack([w["g"][i] for w in init]) for i in range(len(p.g_structure))], dev, dtype)
+    gen = _Params([np.stack([w["g"][i] for w in init]) for i in range(len(p.g_structure))], dev, dtype)
     disc = _Discriminators(init, p, dev, dtype)
-    opt_g = torch.optim.Adam([gen.flat], lr=p.lr_g, betas=(p.beta1, 0.999), fused=True)
-    opt_d = torch.optim.Adam([disc.params.flat], lr=p.lr_d, betas=(p.beta1, 0.999), fused=True)
+    opt_g = torch.optim.Adam(gen.leaves, lr=p.lr_g, betas=(p.beta1, 0.999), fused=True)
+    opt_d = torch.optim.Adam(disc.params.leaves, lr=p.lr_d, betas=(p.beta1, 0.999), fused=True)
     mask = _boundary_mask(p.kernel_size, dev).to(dtype)
     idx = torch.arange(p.kernel_size, dtype=dtype, device=dev)
     centre = p.kernel_size // 2 + 0.5 * (2 - p.kernel_size % 2)
@@ -416,7 +473,7 @@ def train_kernelgan(
             loss_spa = _per_image(lambda t: t.abs() ** 0.2, k).mean(dim=(1, 2))
             total = (loss_gan + lam_bic * loss_bic + p.lambda_sum2one * loss_s2o + p.lambda_boundaries * loss_bnd
                      + lam_cen * loss_cen + lam_spa * loss_spa).sum()
-            (gen.flat.grad,) = torch.autograd.grad(total, [gen.flat])
+            gen.set_grads(total)
             opt_g.step()
             kernel = k.detach()
             loss_bic = loss_bic.detach()
@@ -426,7 +483,7 @@ def train_kernelgan(
             d_real = disc(dx)
             d_fake = disc(fake)
             loss_d = (0.5 * ((d_fake.abs().mean(dim=1)) + (d_real - 1.0).abs().mean(dim=1))).sum()
-            (disc.params.flat.grad,) = torch.autograd.grad(loss_d, [disc.params.flat])
+            disc.params.set_grads(loss_d)
             opt_d.step()
             # --- Learner.update
             if it == 0:

@@ -139,3 +139,83 @@ def test_lambda_bicubic_changes_the_run():
     a = train_kernelgan([img], [0], KernelGANParams(iterations=5, edge_shave=0))[0].kernel
     b = train_kernelgan([img], [0], KernelGANParams(iterations=5, edge_shave=0, lambda_bicubic=20))[0].kernel
     assert not np.array_equal(a, b)
+
+
+def _official_discriminator(init, p, dtype):
+    """KernelGAN's D as the official code builds it from torch modules (spectral-norm convolutions with
+    biases, train-mode BatchNorm2d, ReLU, sigmoid), loaded with one image's initial weights."""
+    from torch import nn
+    from torch.nn.utils import spectral_norm
+
+    c, k = p.d_channels, p.d_kernel
+    convs = [nn.Conv2d(3, c, k, dtype=dtype)] + [nn.Conv2d(c, c, 1, dtype=dtype) for _ in range(p.d_layers - 2)]
+    convs.append(nn.Conv2d(c, 1, 1, dtype=dtype))
+    bns = [nn.BatchNorm2d(c, dtype=dtype) for _ in range(p.d_layers - 2)]
+    with torch.no_grad():
+        for conv, w in zip(convs, init["d"]):
+            conv.weight.copy_(torch.tensor(w).reshape(conv.weight.shape))
+            conv.bias.zero_()
+        for bn, g in zip(bns, init["bn"]):
+            bn.weight.copy_(torch.tensor(g))
+    convs = [spectral_norm(m) for m in convs]
+    with torch.no_grad():
+        for conv, u, v in zip(convs, init["u"], init["v"]):
+            conv.weight_u.copy_(torch.tensor(u))
+            conv.weight_v.copy_(torch.tensor(v))
+    layers = [convs[0]]
+    for conv, bn in zip(convs[1:-1], bns):
+        layers += [conv, bn, nn.ReLU()]
+    return nn.Sequential(*layers, convs[-1], nn.Sigmoid()).train()
+
+
+def test_discriminators_match_the_official_modules_with_gradients():
+    """The batched D (composite first two layers, layer-norm statistics, fused ReLU, strided patches)
+    computes the official network: outputs and the gradients for the input and every parameter."""
+    from realsr.degrade.kernelgan import _Discriminators
+
+    p = KernelGANParams()
+    dt = torch.float64
+    init = [_init_weights(_streams(i)["init"], p) for i in (4, 9)]
+    refs = []
+    for w in init:
+        ref = _official_discriminator(w, p, dt)
+        ref(torch.zeros(1, 3, 26, 26, dtype=dt))  # the official D runs once in its constructor
+        refs.append(ref)
+    disc = _Discriminators(init, p, torch.device("cpu"), dt)
+    x = (torch.rand(2, 3, 26, 26, dtype=dt) * 2 - 1).requires_grad_()
+    for _ in range(2):  # two calls: the power iteration's vectors carry over between them
+        out = disc(x)
+        assert out.shape == (2, 400)
+        weights = torch.rand(2, 400, dtype=dt)
+        grads = torch.autograd.grad((out * weights).sum(), [x] + disc.params.views())
+        n = p.d_layers
+        for b, ref in enumerate(refs):
+            ref.zero_grad()
+            xb = x[b:b + 1].detach().requires_grad_()
+            o = ref(xb)[0, 0].reshape(-1)
+            assert torch.allclose(out[b], o, rtol=1e-10, atol=1e-12)
+            (o * weights[b]).sum().backward()
+            assert torch.allclose(grads[0][b], xb.grad[0], rtol=1e-8, atol=1e-12)
+            convs = [m for m in ref if isinstance(m, torch.nn.Conv2d)]
+            bns = [m for m in ref if isinstance(m, torch.nn.BatchNorm2d)]
+            for i, conv in enumerate(convs):
+                g_w = conv.weight_orig.grad.reshape(conv.weight_orig.shape[0], -1)
+                assert torch.allclose(grads[1 + i][b], g_w, rtol=1e-7, atol=1e-10 * g_w.abs().max().item())
+            assert torch.allclose(grads[1 + n][b], convs[0].bias.grad, rtol=1e-7, atol=1e-12)
+            for i in range(1, n - 1):  # biases followed by batch norm: zero gradient up to rounding
+                assert grads[1 + n + i][b].abs().max() < 1e-12 and convs[i].bias.grad.abs().max() < 1e-12
+            assert torch.allclose(grads[2 * n][b, :1], convs[-1].bias.grad, rtol=1e-7, atol=1e-12)
+            for i, bn in enumerate(bns):
+                assert torch.allclose(grads[1 + 2 * n + i][b], bn.weight.grad, rtol=1e-7, atol=1e-12)
+                assert torch.allclose(grads[1 + 3 * n - 2 + i][b], bn.bias.grad, rtol=1e-7, atol=1e-12)
+
+
+def test_strided_patches_equal_unfold_with_gradient():
+    from realsr.degrade.kernelgan import _Patches
+
+    x = torch.randn(3, 3, 26, 26, dtype=torch.float64, requires_grad=True)
+    g = torch.randn(3, 147, 400, dtype=torch.float64)
+    a = _Patches.apply(x, 7)
+    b = F.unfold(x, 7)
+    assert torch.equal(a, b)
+    assert torch.allclose(torch.autograd.grad(a, x, g)[0], torch.autograd.grad(b, x, g)[0], rtol=1e-12)
