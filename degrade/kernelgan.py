@@ -467,8 +467,10 @@ def train_kernelgan(
             ksum = k.sum(dim=(1, 2))
             loss_s2o = (1.0 - ksum).abs()
             loss_bnd = (k * mask).abs().mean(dim=(1, 2))
-            com_r = (k.sum(dim=2) @ idx) / ksum
-            com_c = (k.sum(dim=1) @ idx) / ksum
+            # centres of mass as multiply + sum: a matrix-vector product (BLAS gemv) sums a batch's
+            # rows in another order than a single image's row
+            com_r = (k.sum(dim=2) * idx).sum(dim=1) / ksum
+            com_c = (k.sum(dim=1) * idx).sum(dim=1) / ksum
             loss_cen = ((com_r - centre) ** 2 + (com_c - centre) ** 2) / 2.0
             loss_spa = _per_image(lambda t: t.abs() ** 0.2, k).mean(dim=(1, 2))
             total = (loss_gan + lam_bic * loss_bic + p.lambda_sum2one * loss_s2o + p.lambda_boundaries * loss_bnd

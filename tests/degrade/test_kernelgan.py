@@ -55,8 +55,13 @@ def test_training_with_kernel_forward_follows_the_network_forward():
     assert np.allclose(a, b, rtol=0, atol=np.abs(b).max() * 1e-6)
 
 
-def test_batched_results_are_bit_identical_to_one_at_a_time():
+@pytest.mark.parametrize("schedule", ["official", "early constraints"])
+def test_batched_results_are_bit_identical_to_one_at_a_time(schedule):
     p = KernelGANParams(iterations=40, edge_shave=0)
+    if schedule == "early constraints":
+        # the centralised and sparsity terms switch on by iteration 20 (at 400 or later with the
+        # official schedule), and the learning rate steps at 30: every loss term is exercised
+        p = KernelGANParams(iterations=40, edge_shave=0, bicubic_threshold=1e9, lambda_update_freq=10, lr_step=30)
     a, b = _image(0), _image(1, (130, 200))
     alone = train_kernelgan([a], [7], p)[0]
     batch = train_kernelgan([b, a, a, b], [1, 7, 7, 2], p)
@@ -64,6 +69,8 @@ def test_batched_results_are_bit_identical_to_one_at_a_time():
         assert np.array_equal(r.kernel, alone.kernel)
         assert r.loss_bicubic == alone.loss_bicubic
     assert not np.array_equal(batch[0].kernel, batch[3].kernel)  # other seeds, other runs
+    if schedule == "early constraints":
+        assert all(r.constraints_at is not None and r.constraints_at <= 20 for r in batch + [alone])
 
 
 def test_prepare_image_shaves_and_makes_even():
