@@ -1,4 +1,4 @@
-"""KernelGAN against known kernels (real photos from ../shared/data; about 5 minutes on 2 cores).
+"""KernelGAN against known kernels (real photos from ../shared/data; about 2.5 minutes on 2 cores).
 
 Each of the 12 USRNet kernels blurs a different real photo (City100 long-focal captures), which is
 then subsampled by 2; KernelGAN (official defaults, 3000 iterations, one batch) estimates the kernel
