@@ -250,9 +250,6 @@ class _Params:
     def __init__(self, arrays: list[np.ndarray], device: torch.device, dtype: torch.dtype) -> None:
         self.leaves = [torch.tensor(a, dtype=dtype, device=device).requires_grad_() for a in arrays]
 
-    def views(self) -> list[torch.Tensor]:
-        return self.leaves
-
     def set_grads(self, loss: torch.Tensor) -> None:
         for leaf, grad in zip(self.leaves, torch.autograd.grad(loss, self.leaves)):
             leaf.grad = grad
@@ -322,7 +319,7 @@ class _Discriminators:
         self.u = [torch.tensor(stack("u", i), dtype=dtype, device=device) for i in range(n)]
         self.v = [torch.tensor(stack("v", i), dtype=dtype, device=device) for i in range(n)]
         self.k = p.d_kernel
-        self._power_iteration(self.params.views()[:n])  # the official D runs once in its constructor
+        self._power_iteration(self.params.leaves[:n])  # the official D runs once in its constructor
 
     @torch.no_grad()
     def _power_iteration(self, weights: list[torch.Tensor]) -> None:
@@ -334,9 +331,9 @@ class _Discriminators:
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """D map of ``x`` (B, 3, s, s) in [-1, 1] -> (B, (s-6)^2) in (0, 1)."""
-        views = self.params.views()
+        leaves = self.params.leaves
         n = self.n
-        weights, biases, bn_w, bn_b = views[:n], views[n:2 * n], views[2 * n:3 * n - 2], views[3 * n - 2:]
+        weights, biases, bn_w, bn_b = leaves[:n], leaves[n:2 * n], leaves[2 * n:3 * n - 2], leaves[3 * n - 2:]
         self._power_iteration(weights)
         wn = []
         for i, w in enumerate(weights):
@@ -461,7 +458,7 @@ def train_kernelgan(
             gx, dx, fake_noise, target = gx_all[t], dx_all[t], fake_all[t], tgt_all[t]
             win = crop_rows(gx, p.kernel_size) if p.forward == "kernel" else None
             # --- G step
-            g_pred, k = g_out(gx, win, gen.views())
+            g_pred, k = g_out(gx, win, gen.leaves)
             loss_gan = (disc(g_pred) - 1.0).abs().mean(dim=1)
             loss_bic = ((g_pred - target) ** 2).mean(dim=(1, 2, 3))
             ksum = k.sum(dim=(1, 2))
@@ -481,7 +478,7 @@ def train_kernelgan(
             loss_bic = loss_bic.detach()
             # --- D step (G's output recomputed with the updated G, as the official code does)
             with torch.no_grad():
-                fake = g_out(gx, win, gen.views())[0] + fake_noise
+                fake = g_out(gx, win, gen.leaves)[0] + fake_noise
             d_real = disc(dx)
             d_fake = disc(fake)
             loss_d = (0.5 * ((d_fake.abs().mean(dim=1)) + (d_real - 1.0).abs().mean(dim=1))).sum()

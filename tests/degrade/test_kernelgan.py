@@ -194,7 +194,7 @@ def test_discriminators_match_the_official_modules_with_gradients():
         out = disc(x)
         assert out.shape == (2, 400)
         weights = torch.rand(2, 400, dtype=dt)
-        grads = torch.autograd.grad((out * weights).sum(), [x] + disc.params.views())
+        grads = torch.autograd.grad((out * weights).sum(), [x] + disc.params.leaves)
         n = p.d_layers
         for b, ref in enumerate(refs):
             ref.zero_grad()
