@@ -286,16 +286,9 @@ class Trainer:
         self._check_fit()
         self._pending: list[tuple[int, torch.Tensor]] = []
         self._term_names: list[str] = []
-        self._writer = None
-        if self.main and cfg.log.tensorboard:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-
-                self._writer = SummaryWriter(str(self.run_dir / "tensorboard"))
-            except Exception:  # noqa: BLE001 -- TensorBoard is optional
-                self._writer = None
         # everything is checked: only now touch the run folder
         self._prepare_folder(resume, overwrite)
+        self._writer = self._open_tensorboard() if (self.main and cfg.log.tensorboard) else None
 
     # ------------------------------------------------------------------------------ set-up
     def _setup_device(self) -> None:
@@ -370,6 +363,21 @@ class Trainer:
             if resume:
                 self._truncate_log(self.iteration)
         self._barrier()
+
+    def _open_tensorboard(self) -> Any:
+        """A TensorBoard writer in RUN/tensorboard, or None when the package is not installed. Opened
+        after the folder is prepared (``overwrite`` clears it); on resume, events that a killed run
+        wrote after the checkpoint's iteration are purged (TensorBoard hides steps >= ``purge_step``)."""
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except Exception:  # noqa: BLE001 -- TensorBoard is optional
+            return None
+        try:
+            return SummaryWriter(str(self.run_dir / "tensorboard"),
+                                 purge_step=self.iteration + 1 if self.iteration else None)
+        except OSError as e:
+            log.warning("TensorBoard logging is off: %s", e)
+            return None
 
     def _truncate_log(self, iteration: int) -> None:
         """Drop log records after ``iteration`` (the killed run's steps that the checkpoint lacks)

@@ -519,3 +519,41 @@ def test_ssim_and_ms_ssim_terms_are_trained_and_logged(pairs, kit, tmp_path):
     for k in ("ssim", "ms_ssim"):
         assert first[255.0][k] == pytest.approx(first[1.0][k], rel=1e-4), k
     assert first[255.0]["pixel"] == pytest.approx(255 * first[1.0]["pixel"], rel=1e-4)
+
+
+def test_tensorboard_events_survive_overwrite_and_resume(tmp_path, pairs, monkeypatch, kit):
+    """With TensorBoard installed, RUN/tensorboard holds every logged loss once: a run started again
+    with ``overwrite`` writes fresh events (the clearing must not delete the new file), and a
+    resumed run hides the steps the killed run logged after its checkpoint."""
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    cfg = from_dict(kit.tiny(pairs, log={"tensorboard": True}))
+
+    def steps(run: Path) -> list[int]:
+        acc = EventAccumulator(str(run / "tensorboard"))
+        acc.Reload()
+        return [e.step for e in acc.Scalars("loss/pixel")]
+
+    Trainer(cfg, tmp_path / "a").run()
+    assert steps(tmp_path / "a") == [1, 2, 3, 4, 5, 6]
+    Trainer(cfg, tmp_path / "a", overwrite=True).run()
+    assert steps(tmp_path / "a") == [1, 2, 3, 4, 5, 6]
+
+    real_step = Trainer.train_step
+
+    def killed(self, micro):
+        if self.iteration == 5:
+            raise KeyboardInterrupt
+        return real_step(self, micro)
+
+    monkeypatch.setattr(Trainer, "train_step", killed)
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(cfg, tmp_path / "b").run()
+    monkeypatch.setattr(Trainer, "train_step", real_step)
+    assert steps(tmp_path / "b") == [1, 2, 3, 4, 5]
+    Trainer(cfg, tmp_path / "b", resume=True).run()
+    assert steps(tmp_path / "b") == [1, 2, 3, 4, 5, 6]
+    a = {e.step: e.value for e in EventAccumulator(str(tmp_path / "a" / "tensorboard")).Reload().Scalars("loss/pixel")}
+    b = {e.step: e.value for e in EventAccumulator(str(tmp_path / "b" / "tensorboard")).Reload().Scalars("loss/pixel")}
+    assert a == b
