@@ -45,6 +45,9 @@ N = NoiseParams()
               help="'official': D keeps PyTorch's default init as the official code does in effect; 'xavier': as it intends.")
 @click.option("--lambda-bicubic", type=click.FloatRange(min=0), default=K.lambda_bicubic, show_default=True,
               help="Initial weight of the bicubic-similarity loss (Tencent/Real-SR's copy used 20).")
+@click.option("--g-structure", default=",".join(map(str, K.g_structure)), show_default=True,
+              help="G's layer sizes; the kernel is their sum minus (layers - 1) px wide (official 13). "
+                   "11,7,3,1,1,1 gives 19x19, which fits wider blur (docs/pool.md).")
 @click.option("--edge-shave", type=click.IntRange(min=0), default=K.edge_shave, show_default=True,
               help="Pixels cut from each side before estimation (official: 10 unless --real).")
 @click.option("--noise-patch", type=click.IntRange(min=2), default=N.patch, show_default=True, help="Noise patch size (px).")
@@ -66,7 +69,7 @@ N = NoiseParams()
 @overwrite_option
 @click.pass_context
 def build_pool_cmd(ctx: click.Context, sources, out, scale, kernels, collect, iterations, batch, device, seed, runs,
-                   retries, bicubic_loss, d_init, lambda_bicubic, edge_shave, noise_patch, noise_stride, noise_max_var,
+                   retries, bicubic_loss, d_init, lambda_bicubic, g_structure, edge_shave, noise_patch, noise_stride, noise_max_var,
                    noise_min_mean, noise_local, noise_max_per_image, noise_include_last, raw_linear, preview, workers,
                    shard, overwrite) -> int:
     """Estimate blur kernels (KernelGAN) and collect real-noise patches from real low-quality photos.
@@ -76,10 +79,14 @@ def build_pool_cmd(ctx: click.Context, sources, out, scale, kernels, collect, it
     OUT/preview.png. Re-running resumes; --shard K/N splits the sources over N jobs.
     """
     try:
+        structure = tuple(int(v) for v in g_structure.replace(" ", "").split(","))
+    except ValueError:
+        raise UsageError(f"--g-structure: expected comma-separated layer sizes such as 7,5,3,1,1,1, got {g_structure!r}") from None
+    try:
         settings = PoolSettings(
             scale=int(scale),
             kernelgan=KernelGANParams(iterations=iterations, bicubic_loss=bicubic_loss, d_init=d_init,
-                                      lambda_bicubic=lambda_bicubic, edge_shave=edge_shave),
+                                      lambda_bicubic=lambda_bicubic, g_structure=structure, edge_shave=edge_shave),
             noise=NoiseParams(patch=noise_patch, stride=noise_stride, max_var=noise_max_var, min_mean=noise_min_mean,
                               include_last=noise_include_last, local=noise_local, max_per_image=noise_max_per_image),
             kernels=kernels, collect=collect, runs=runs, retries=retries, seed=seed,

@@ -68,8 +68,13 @@ class KernelGANParams:
             raise ValueError(f"forward must be one of {FORWARDS}")
         if self.iterations < 1 or self.g_crop < 16 or self.d_layers < 3:
             raise ValueError("iterations >= 1, g_crop >= 16 and d_layers >= 3 are required")
-        if self.g_structure[-1] != 1 or any(s < 1 for s in self.g_structure):
-            raise ValueError("G's last layer must be 1x1 (it carries the stride 2)")
+        if len(self.g_structure) < 2 or self.g_structure[-1] != 1 or any(s < 1 for s in self.g_structure):
+            raise ValueError("G needs at least two layers, each at least 1x1, the last 1x1 (it carries the stride 2)")
+        if self.kernel_size < 5:
+            raise ValueError(f"G's kernel would be {self.kernel_size}x{self.kernel_size}: at least 5x5 is needed")
+        if self.d_crop < self.d_kernel + 1:
+            raise ValueError(f"G's {self.kernel_size}x{self.kernel_size} kernel leaves {self.d_crop}-px outputs of the "
+                             f"{self.g_crop}-px crops, too small for D's {self.d_kernel}x{self.d_kernel} layer")
 
     @property
     def kernel_size(self) -> int:

@@ -65,6 +65,24 @@ def gaussian_kernel(size: int, sigma_y: float, sigma_x: float | None = None, the
     return k / k.sum()
 
 
+def blindsr_kernel(rng: np.random.Generator, scale: int = 2, size: int | None = None,
+                   noise_level: float = 0.25) -> np.ndarray:
+    """A random anisotropic Gaussian blur kernel as DIV2KRK's (KernelGAN's benchmark, made with
+    Shocher's BlindSR dataset generator): covariance eigenvalues (variances, HR px^2) uniform in
+    ``[0.175 * scale, 2.5 * scale]`` (x2: 0.35-5, std 0.59-2.24 px), angle uniform in [0, pi),
+    uniform multiplicative noise of +-``noise_level`` per tap, then centred on the ``scale`` convention
+    and normalised to sum 1. ``size`` defaults to 11 for x2 and 31 for x4 (DIV2KRK's)."""
+    size = (11 if scale == 2 else 31) if size is None else size
+    lo, hi = 0.175 * scale, 2.5 * scale
+    var = lo + rng.random(2) * (hi - lo)
+    theta = rng.random() * math.pi
+    noise = rng.uniform(-noise_level, noise_level, (size, size))
+    c = wanted_centre(size, scale)
+    k = gaussian_kernel(size, math.sqrt(var[0]), math.sqrt(var[1]), theta, (c, c)) * (1.0 + noise)
+    k = np.clip(k, 0.0, None)
+    return shift_to_convention(k / k.sum(), scale)
+
+
 def zeroize_negligible(k: np.ndarray, n: int = 40) -> np.ndarray:
     """KernelGAN's first post-processing step: subtract 0.75 x the (n+1)-th largest value, clip at 0,
     renormalise to sum 1."""

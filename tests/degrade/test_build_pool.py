@@ -127,6 +127,24 @@ def test_cli_build_pool(sources, tmp_path):
         assert main(["-q", "build-pool", str(sources / "photo.png"), "-o", str(tmp_path / "y"), "--device", "cuda"]) == 2
 
 
+def test_cli_kernel_support_option(sources, tmp_path):
+    """--g-structure sets G's layers (a 19x19 kernel for 11,7,3,1,1,1), is recorded in pool.json, and
+    impossible structures are refused with the reason."""
+    out = tmp_path / "pool"
+    base = ["-q", "build-pool", str(sources / "photo.png"), "-o", str(out), "--iterations", "5", "--no-noise",
+            "--scale", "2", "--workers", "1", "--retries", "0"]
+    assert main(base + ["--g-structure", "11,7,3,1,1,1"]) in (0, 1)
+    pool = json.loads((out / "pool.json").read_text())
+    assert pool["params"]["kernelgan"]["g_structure"] == [11, 7, 3, 1, 1, 1]
+    if pool["kernels"]:  # the raw 19x19 estimate, post-processed (re-centring pads it)
+        assert np.load(out / pool["kernels"][0]["file"]).shape[0] >= 19
+    for bad in ("7,5,x", "7,5,3", "61,1", "1,1"):
+        assert main(["-q", "build-pool", str(sources / "photo.png"), "-o", str(tmp_path / "bad"), "--no-noise",
+                     "--g-structure", bad]) == 2, bad
+    with pytest.raises(ValueError, match="too small for D"):
+        KernelGANParams(g_structure=(57, 1))
+
+
 def test_noise_only_pools_need_no_torch(sources, tmp_path, monkeypatch):
     import sys
 

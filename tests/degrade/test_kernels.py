@@ -5,7 +5,7 @@ import pytest
 from scipy import ndimage
 
 from realsr.degrade.kernels import (
-    KernelChecks, analytic_x4, bicubic_kernel, centre_of_mass, check_kernel, gaussian_kernel, kernel_distance,
+    KernelChecks, analytic_x4, bicubic_kernel, blindsr_kernel, centre_of_mass, check_kernel, gaussian_kernel, kernel_distance,
     kernel_shape, post_process, shift_to_convention, wanted_centre, zeroize_negligible,
 )
 from realsr.degrade.operators import blur_downsample
@@ -110,3 +110,22 @@ def test_check_kernel_rejects_degenerate_estimates(raw, word):
 def test_check_kernel_accepts_a_plausible_kernel():
     raw = _raw_gaussian(1.3)
     assert check_kernel(raw, post_process(raw)) is None
+
+
+def test_blindsr_kernels_follow_div2krk():
+    """DIV2KRK's recipe: x2 kernels 11 x 11 before centring, covariance eigenvalues in [0.35, 5]
+    (std 0.59-2.24 px; the multiplicative noise moves the measured figures a little), centred on the
+    x2 convention, non-negative, sum 1; the same generator state gives the same kernels."""
+    rng = np.random.default_rng(7)
+    ks = [blindsr_kernel(rng, 2) for _ in range(40)]
+    for k in ks:
+        assert k.shape[0] == k.shape[1] >= 11 and k.min() >= 0 and abs(k.sum() - 1) < 1e-9
+        c = wanted_centre(k.shape[0], 2)
+        assert np.allclose(centre_of_mass(k), (c, c), atol=0.05)
+        s = kernel_shape(k)
+        assert 0.45 < s.sigma_minor <= s.sigma_major < 2.3
+    majors = [kernel_shape(k).sigma_major for k in ks]
+    assert max(majors) > 1.8 and min(majors) < 1.2  # the range is covered
+    again = [blindsr_kernel(np.random.default_rng(7), 2)]
+    assert np.array_equal(again[0], ks[0])
+    assert blindsr_kernel(np.random.default_rng(0), 4, noise_level=0).shape[0] >= 31
