@@ -41,17 +41,34 @@ def tiny(train: Path, **sections) -> dict:
     return tree
 
 
+def run_killed_at(trainer, iteration: int) -> None:
+    """Run ``trainer`` (a built ``Trainer``) as if the process were interrupted (Ctrl-C) when it is
+    about to train iteration ``iteration + 1``: asserts the interrupt propagates."""
+    cls = type(trainer)
+    real = cls.train_step
+
+    def killed(self, micro):
+        if self.iteration == iteration:
+            raise KeyboardInterrupt
+        return real(self, micro)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(cls, "train_step", killed)
+        with pytest.raises(KeyboardInterrupt):
+            trainer.run()
+
+
 def losses_of(run: Path) -> list[tuple[int, dict]]:
     recs = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines()]
     return [(r["iteration"], r["losses"]) for r in recs if "losses" in r]
 
 
-train_kit = SimpleNamespace(block_pairs=block_pairs, tiny=tiny, losses_of=losses_of)
+train_kit = SimpleNamespace(block_pairs=block_pairs, tiny=tiny, losses_of=losses_of, run_killed_at=run_killed_at)
 
 
 @pytest.fixture(scope="session")
 def kit() -> SimpleNamespace:
-    """``kit.block_pairs``, ``kit.tiny``, ``kit.losses_of``."""
+    """``kit.block_pairs``, ``kit.tiny``, ``kit.losses_of``, ``kit.run_killed_at``."""
     return train_kit
 
 

@@ -171,21 +171,11 @@ def test_losses_by_hand_and_each_loss_trains_only_its_own_network(tmp_path, unpa
     assert {"noise_fake", "noise_source", "d_down"} <= set(terms)
 
 
-def test_trains_saves_the_degradation_network_and_resumes_exactly(tmp_path, unpaired, monkeypatch):
+def test_trains_saves_the_degradation_network_and_resumes_exactly(tmp_path, unpaired, kit):
     hr_dir, src_dir = unpaired
     cfg = from_dict(_cfg(hr_dir, src_dir))
     Trainer(cfg, tmp_path / "a").run()
-    real = Trainer.train_step
-
-    def killed(self, micro):
-        if self.iteration == 4:
-            raise KeyboardInterrupt
-        return real(self, micro)
-
-    monkeypatch.setattr(Trainer, "train_step", killed)
-    with pytest.raises(KeyboardInterrupt):
-        Trainer(cfg, tmp_path / "b").run()
-    monkeypatch.setattr(Trainer, "train_step", real)
+    kit.run_killed_at(Trainer(cfg, tmp_path / "b"), 4)
     Trainer(cfg, tmp_path / "b", resume=True).run()
 
     def losses(run):

@@ -102,7 +102,7 @@ def _vgg_file(tmp: Path) -> Path:
     return path
 
 
-def test_resume_after_a_kill_continues_exactly(tmp_path, pairs, monkeypatch, kit):
+def test_resume_after_a_kill_continues_exactly(tmp_path, pairs, kit):
     """GAN + perceptual + EMA + multistep: a run killed in iteration 5 and resumed from its
     iteration-3 checkpoint logs the same losses and ends with the same weights as one that never stopped."""
     vgg = _vgg_file(tmp_path)
@@ -112,17 +112,7 @@ def test_resume_after_a_kill_continues_exactly(tmp_path, pairs, monkeypatch, kit
     cfg = from_dict(tree)
     Trainer(cfg, tmp_path / "a").run()
 
-    real_step = Trainer.train_step
-
-    def killed(self, micro):
-        if self.iteration == 4:
-            raise KeyboardInterrupt
-        return real_step(self, micro)
-
-    monkeypatch.setattr(Trainer, "train_step", killed)
-    with pytest.raises(KeyboardInterrupt):
-        Trainer(cfg, tmp_path / "b").run()
-    monkeypatch.setattr(Trainer, "train_step", real_step)
+    kit.run_killed_at(Trainer(cfg, tmp_path / "b"), 4)
     assert [i for i, _ in ckpt.list_checkpoints(tmp_path / "b" / "checkpoints")] == [3]
     with pytest.raises(UsageError, match="already holds a run"):
         Trainer(cfg, tmp_path / "b")
@@ -521,7 +511,7 @@ def test_ssim_and_ms_ssim_terms_are_trained_and_logged(pairs, kit, tmp_path):
     assert first[255.0]["pixel"] == pytest.approx(255 * first[1.0]["pixel"], rel=1e-4)
 
 
-def test_tensorboard_events_survive_overwrite_and_resume(tmp_path, pairs, monkeypatch, kit):
+def test_tensorboard_events_survive_overwrite_and_resume(tmp_path, pairs, kit):
     """With TensorBoard installed, RUN/tensorboard holds every logged loss once: a run started again
     with ``overwrite`` writes fresh events (the clearing must not delete the new file), and a
     resumed run hides the steps the killed run logged after its checkpoint."""
@@ -540,17 +530,7 @@ def test_tensorboard_events_survive_overwrite_and_resume(tmp_path, pairs, monkey
     Trainer(cfg, tmp_path / "a", overwrite=True).run()
     assert steps(tmp_path / "a") == [1, 2, 3, 4, 5, 6]
 
-    real_step = Trainer.train_step
-
-    def killed(self, micro):
-        if self.iteration == 5:
-            raise KeyboardInterrupt
-        return real_step(self, micro)
-
-    monkeypatch.setattr(Trainer, "train_step", killed)
-    with pytest.raises(KeyboardInterrupt):
-        Trainer(cfg, tmp_path / "b").run()
-    monkeypatch.setattr(Trainer, "train_step", real_step)
+    kit.run_killed_at(Trainer(cfg, tmp_path / "b"), 5)
     assert steps(tmp_path / "b") == [1, 2, 3, 4, 5]
     Trainer(cfg, tmp_path / "b", resume=True).run()
     assert steps(tmp_path / "b") == [1, 2, 3, 4, 5, 6]
