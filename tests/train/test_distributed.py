@@ -29,6 +29,11 @@ if t.main:
     torch.save({n: p.grad for n, p in t.G.named_parameters()}, sys.argv[3])
 t.run()
 t.close()
+# close() hands back the DDP wrappers (each holds the process group) before destroying the group
+import torch.distributed as dist, torch.nn as nn
+assert not dist.is_initialized()
+assert not [n for h in (t, t.method, t.cycle) if h is not None for n, v in vars(h).items()
+            if isinstance(v, nn.parallel.DistributedDataParallel)]
 '''
 
 
@@ -83,6 +88,11 @@ t = Trainer(from_dict(json.loads(sys.argv[1])), sys.argv[2])
 assert t.world == 2
 t.run()
 t.close()
+# close() hands back the DDP wrappers (each holds the process group) before destroying the group
+import torch.distributed as dist, torch.nn as nn
+assert not dist.is_initialized()
+assert not [n for h in (t, t.method, t.cycle) if h is not None for n, v in vars(h).items()
+            if isinstance(v, nn.parallel.DistributedDataParallel)]
 '''
 
 
