@@ -796,8 +796,8 @@ class Trainer:
         "terminate called without an active exception" after training had finished)."""
         if self.world > 1 and dist.is_initialized():
             ddp = nn.parallel.DistributedDataParallel
-            for holder in (self, self.method, self.cycle):
-                for name, value in list(vars(holder).items()) if holder is not None else ():
+            for holder in (h for h in (self, self.method, self.cycle) if h is not None):
+                for name, value in list(vars(holder).items()):
                     if isinstance(value, ddp):
                         setattr(holder, name, value.module)
             gc.collect()
