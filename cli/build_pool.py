@@ -9,7 +9,6 @@ import click
 from realsr.degrade.build_pool import PoolSettings, build_pool, discover_sources
 from realsr.degrade.kernelgan_params import BICUBIC_LOSSES, D_INITS, KernelGANParams
 from realsr.degrade.noise import NoiseParams
-from realsr.degrade.pool import POOL_NAME, pool_shard_name
 from realsr.errors import UsageError
 from realsr.parallel import parse_shard
 from realsr.raw import RawOptions
@@ -102,7 +101,7 @@ def build_pool_cmd(ctx: click.Context, sources, out, scale, kernels, collect, it
     except RuntimeError as e:  # e.g. an unavailable CUDA device
         raise UsageError(str(e)) from None
     counts = pool.counts()
-    where = out / (POOL_NAME if n == 1 or len(pool.sources) == len(found) else pool_shard_name(k, n))
+    where = pool.record
     click.echo(summary_line(counts, str(where)) + f" ({len(pool.kernels)} kernels, {len(pool.noise)} noise patches)",
                err=True)
     return EXIT_ITEMS_FAILED if counts.get("failed") else EXIT_OK

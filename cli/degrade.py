@@ -120,6 +120,8 @@ def degrade_cmd(ctx: click.Context, sources, out, scale, mode, pool, pool_noise,
     to a multiple of the scale), OUT/LR/*.png and OUT/manifest.json, whose per-pair steps regenerate
     every pair exactly. Re-running resumes; --shard K/N splits the images over N jobs.
     """
+    if highorder_config is not None and mode != "highorder":
+        raise UsageError(f"--highorder-config is only used by --mode highorder, not --mode {mode}")
     try:
         params = ModeParams(
             classic=ClassicParams(sigma=tuple(blur_sigma), kernel_size=kernel_size,

@@ -17,7 +17,7 @@ import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 from tqdm import tqdm
@@ -33,7 +33,7 @@ from .estimate import SCALES, estimate_kernels, image_key
 from .kernelgan_params import KernelGANParams
 from .kernels import KernelChecks, kernel_shape
 from .noise import NoiseParams, collect_noise
-from .pool import POOL_NAME, Pool, merge_pool_shards, pool_shard_name
+from .pool import POOL_NAME, Pool, merge_pool_shards, pool_settings, pool_shard_name
 from .preview import make_pool_preview
 
 log = logging.getLogger(__name__)
@@ -74,6 +74,30 @@ def discover_sources(paths: list[str | Path]) -> list[Source]:
         out.append(Source(name, str(f), f"duplicate name: another source is also called '{name}'" if name in seen else None))
         seen.add(name)
     return out
+
+
+def usable_sources(sources: list[Source], own_files: list[Path] = (),
+                   names: Callable[[Source], list[str]] = lambda s: [s.name]) -> list[Source]:
+    """The sources a run can use without clobbering anything: a source whose output names
+    (``names(source)``, by default its stem) are already taken by an earlier one is skipped with a
+    warning (it could only replace that source's entry and files), and the run's own outputs found
+    among the sources (``own_files``, e.g. ``OUT/preview.png`` when a source folder is OUT) are
+    left out."""
+    own = {Path(f).resolve() for f in own_files}
+    owner: dict[str, str] = {}
+    keep = []
+    for s in sources:
+        if Path(s.path).resolve() in own:
+            log.info("leaving out %s: it is this run's own output", s.path)
+            continue
+        taken = [nm for nm in names(s) if nm in owner]
+        if taken:
+            log.warning("skipping %s: the name '%s' is already used by %s; rename one of them",
+                        s.path, taken[0], owner[taken[0]])
+            continue
+        owner.update((nm, s.path) for nm in names(s))
+        keep.append(s)
+    return keep
 
 
 @dataclass(frozen=True)
@@ -144,9 +168,6 @@ def process_batch(job: _Batch) -> list[dict[str, Any]]:
     for src in job.sources:
         e = entries[src.name] = {"name": src.name, "file": src.path, "status": "failed", "reason": None,
                                  "kernel": None, "kernel_reason": None, "noise": [], "noise_reason": None}
-        if src.problem:
-            e["reason"] = src.problem
-            continue
         try:
             img = read_image(src.path, job.raw)
         except RealsrError as err:
@@ -229,6 +250,16 @@ def process_batch(job: _Batch) -> list[dict[str, Any]]:
     return list(entries.values())
 
 
+def _remove_entry_files(out: Path, entry: dict[str, Any] | None) -> None:
+    """Delete the kernel and noise files an entry lists (only those inside ``out``)."""
+    root = out.resolve()
+    for f in _entry_files(entry):
+        path = (out / f).resolve()
+        if path.is_relative_to(root):
+            with contextlib.suppress(OSError):
+                path.unlink()
+
+
 def _finished(entry: dict[str, Any] | None, out: Path) -> bool:
     if entry is None:
         return False
@@ -258,7 +289,8 @@ def build_pool(
     preview: bool = True,
     progress: bool = True,
 ) -> Pool:
-    """Build (or resume) the pool in ``out``; returns it (merged when all shards are done).
+    """Build (or resume) the pool in ``out``; returns it (merged when all shards are done; its
+    ``record`` is the JSON file written last).
 
     ``batch``: images per KernelGAN batch; ``workers``: processes (default: 1 on CUDA, else all
     cores, each with ``cores / workers`` torch threads); ``device``: ``auto``, ``cpu``, ``cuda``...
@@ -278,21 +310,22 @@ def build_pool(
         dev = "cpu"
     if workers is None:
         workers = 1 if dev.startswith("cuda") else default_workers()
+    sources = usable_sources(sources, [out / "preview.png"])
     k, n = shard
     path = out / (POOL_NAME if n == 1 else pool_shard_name(k, n))
     params = settings.to_json()
-    pool = Pool(settings.scale, params, {}, out)
-    pool.sources.update(previous_entries(
-        path, out / POOL_NAME, Pool.load, lambda old: (old.scale, old.params) == (settings.scale, params),
-        lambda old: old.sources, overwrite, "pool"))
+    pool = Pool(settings.scale, params, {}, out, path)
+    kept, stale = previous_entries(path, out / POOL_NAME, Pool.load, pool_settings, pool_settings(pool),
+                                   lambda old: old.sources, overwrite, "pool")
+    pool.sources.update(kept)
+    for e in stale:  # --overwrite over a pool with other settings: its files go
+        _remove_entry_files(out, e)
     mine = select_shard(sources, k, n)
     todo = [s for s in mine if overwrite or not _finished(pool.sources.get(s.name), out)]
     if len(todo) < len(mine):
         log.info("%d of %d sources already done; skipping them", len(mine) - len(todo), len(mine))
     for s in todo:  # files of a source being redone
-        for f in _entry_files(pool.sources.get(s.name)):
-            with contextlib.suppress(OSError):
-                (out / f).unlink()
+        _remove_entry_files(out, pool.sources.get(s.name))
     batches = _batches(todo, batch, workers)
     procs = min(workers, len(batches)) if batches else 1
     threads = max(1, default_workers() // procs) if procs > 1 else 0
@@ -313,7 +346,7 @@ def build_pool(
         if merged is None:
             return pool
         pool = merged
-        path = out / POOL_NAME
+        path = pool.path = out / POOL_NAME
     if preview and path.name == POOL_NAME:
         write_png(out / "preview.png", make_pool_preview(Pool.load(path)))
     return pool

@@ -25,11 +25,11 @@ import numpy as np
 from realsr.atomic import remove_stale_temporaries
 from realsr.errors import RealsrError, UsageError
 from realsr.images import read_image, write_png
-from realsr.manifest import MANIFEST_NAME, Manifest, merge_shards, previous_entries, shard_manifest_name
+from realsr.manifest import MANIFEST_NAME, Manifest, merge_shards, resume_manifest, shard_manifest_name
 from realsr.parallel import default_workers, parallel_map, select_shard
 from realsr.raw import RawOptions
 
-from .build_pool import Source
+from .build_pool import Source, usable_sources
 from .degrade_pair import CLEANUPS, clean_up, degrade_pair, pair_seed
 from .learned import LEARNED_MODES, WEIGHTS_HELP, LearnedDegrader, LearnedSpec, NetworkDegrader, load_degrader
 from .pool import Pool
@@ -80,6 +80,8 @@ class DegradeSettings:
             raise ValueError("--mode network needs --source DIR, a folder of real LR photos (the network's second input)")
         if self.source and self.mode != "network":
             raise ValueError(f"--source is only used by --mode network, not --mode {self.mode}")
+        if self.pool and self.mode != "pool":
+            raise ValueError(f"--pool is only used by --mode pool, not --mode {self.mode}")
         if self.weights and self.mode not in LEARNED_MODES:
             raise ValueError(f"--weights is only used by --mode {' / '.join(LEARNED_MODES)}, not --mode {self.mode}")
 
@@ -129,27 +131,15 @@ def _paths(out: Path, name: str) -> dict[str, Path]:
     return {"hr": out / "HR" / f"{name}.png", "lr": out / "LR" / f"{name}.png"}
 
 
+def _remove_pair(out: Path, name: str) -> None:
+    for p in _paths(out, name).values():
+        with contextlib.suppress(FileNotFoundError):
+            p.unlink()
+
+
 def pair_names(source: Source, cleanup: str) -> list[str]:
     """The pair names a source gives: its stem, and ``<stem>_clean`` with ``cleanup="add"``."""
     return [source.name, source.name + CLEAN_SUFFIX] if cleanup == "add" else [source.name]
-
-
-def unique_sources(sources: list[Source], cleanup: str) -> list[Source]:
-    """The sources whose pair names are free: a source whose name (or ``<name>_clean`` with
-    ``cleanup="add"``) is already taken by an earlier source is skipped with a warning, so it can
-    never overwrite or delete that source's pair."""
-    owner: dict[str, str] = {}
-    keep = []
-    for s in sources:
-        names = pair_names(s, cleanup)
-        clash = [nm for nm in names if nm in owner]
-        if clash:
-            log.warning("skipping %s: pair name '%s' is already used by %s; rename one of them",
-                        s.path, clash[0], owner[clash[0]])
-            continue
-        owner.update((nm, s.path) for nm in names)
-        keep.append(s)
-    return keep
 
 
 def degrade_one(job: _Job) -> list[dict[str, Any]]:
@@ -162,9 +152,7 @@ def degrade_one(job: _Job) -> list[dict[str, Any]]:
     def failed(reason: str, only: str | None = None) -> list[dict[str, Any]]:
         out_names = names if only is None else [only]
         for n in out_names:
-            for p in _paths(out, n).values():
-                with contextlib.suppress(FileNotFoundError):
-                    p.unlink()
+            _remove_pair(out, n)
         return [{"name": n, "status": "failed", "reason": reason, "hr_file": src.path,
                  "seconds": round(time.perf_counter() - t0, 3)} for n in out_names]
 
@@ -236,16 +224,16 @@ def degrade_dataset(
     """
     pool = _pool(str(Path(settings.pool).resolve())) if settings.pool else None
     if pool is not None:
-        digest = hashlib.sha256((pool.root / "pool.json").read_bytes()).hexdigest()
+        digest = hashlib.sha256(pool.record.read_bytes()).hexdigest()  # the file loaded (may be a shard's)
         settings = replace(settings, pool=str(Path(settings.pool).resolve()), pool_digest=digest)
         if settings.mode == "pool":
             if pool.scale != settings.scale:
-                raise UsageError(f"the pool was built for x{pool.scale}, not x{settings.scale}", pool.root / "pool.json")
+                raise UsageError(f"the pool was built for x{pool.scale}, not x{settings.scale}", pool.record)
             if not pool.kernels:
-                raise UsageError("the pool has no kernels", pool.root / "pool.json")
+                raise UsageError("the pool has no kernels", pool.record)
             if settings.params.pool_noise and not pool.noise:
                 raise UsageError("the pool has no noise patches (use --no-pool-noise for kernels only)",
-                                 pool.root / "pool.json")
+                                 pool.record)
             pool.check_files(noise=settings.params.pool_noise)
     spec = None
     if settings.mode in LEARNED_MODES:
@@ -273,11 +261,14 @@ def degrade_dataset(
     mpath = out / (MANIFEST_NAME if n == 1 else shard_manifest_name(k, n))
     run_params = settings.to_json()
     manifest = Manifest("degrade", settings.scale, run_params)
-    manifest.pairs.update(previous_entries(
-        mpath, out / MANIFEST_NAME, Manifest.load,
-        lambda old: (old.stage, old.scale, old.params) == ("degrade", settings.scale, run_params),
-        lambda old: old.pairs, overwrite, "dataset"))
-    sources = unique_sources(sources, settings.cleanup)
+    resume_manifest(manifest, mpath, overwrite, lambda name: _remove_pair(out, name))
+    sources = usable_sources(sources, [out / "realism.png", out / "realism.json"],
+                             names=lambda s: pair_names(s, settings.cleanup))
+    for s in sources:  # pairs are written to OUT/HR and OUT/LR: a source there would be overwritten
+        where = Path(s.path).resolve().parent
+        if where in ((out / "HR").resolve(), (out / "LR").resolve()):
+            raise UsageError(f"source {s.path} lies in the output's {where.name}/ folder, where degrade writes its "
+                             "pairs; use another -o")
     mine = select_shard(sources, k, n)
     todo = [s for s in mine
             if overwrite or not all(_is_finished(manifest.pairs.get(nm), out, s) for nm in pair_names(s, settings.cleanup))]

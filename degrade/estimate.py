@@ -35,8 +35,9 @@ class KernelEstimate:
     when rejected; ``kernel_x2``: the post-processed x2 kernel; ``raw``: the network's 13x13 kernel of
     the chosen run; ``reason``: why it was rejected (None = usable); ``figures``: its width
     (``sigma_major``/``sigma_minor`` in HR px of the x2 kernel), angle, peak, the run's
-    ``loss_bicubic``/``similar_at``/``constraints_at``, ``attempts``, ``runs`` and ``spread`` (mean
-    kernel distance of the runs to the chosen one; 0 with one run).
+    ``loss_bicubic``/``similar_at``/``constraints_at``, ``attempts``, ``runs``, ``runs_passed`` (runs
+    whose kernel passed the checks) and ``spread`` (mean kernel distance of the passing runs to the
+    chosen one; None when fewer than two passed: there was nothing to compare).
     """
 
     kernel: np.ndarray | None
@@ -142,10 +143,10 @@ def _trainer() -> Callable[..., list["RawEstimate"]]:
 def _choose(raws: list["RawEstimate"], scale: int, params: KernelGANParams, checks: KernelChecks) -> KernelEstimate:
     done = [(raw, *_finish(raw, scale, params, checks)) for raw in raws]
     good = [d for d in done if d[3] is None]
-    spread = 0.0
+    spread = None
     if not good:
         raw, _, _, reason = done[0]
-        return KernelEstimate(None, None, raw.kernel, reason, _run_figures(raw, None, len(raws), spread))
+        return KernelEstimate(None, None, raw.kernel, reason, _run_figures(raw, None, len(raws), 0, spread))
     if len(good) > 1:
         dist = np.array([[kernel_distance(a[2], b[2]) for b in good] for a in good])
         best = int(np.argmin(dist.sum(axis=1)))
@@ -153,13 +154,15 @@ def _choose(raws: list["RawEstimate"], scale: int, params: KernelGANParams, chec
     else:
         best = 0
     raw, k, k2, _ = good[best]
-    return KernelEstimate(k, k2, raw.kernel, None, _run_figures(raw, k2, len(raws), spread))
+    return KernelEstimate(k, k2, raw.kernel, None, _run_figures(raw, k2, len(raws), len(good), spread))
 
 
-def _run_figures(raw: "RawEstimate", k2: np.ndarray | None, runs: int, spread: float) -> dict[str, Any]:
+def _run_figures(raw: "RawEstimate", k2: np.ndarray | None, runs: int, passed: int,
+                 spread: float | None) -> dict[str, Any]:
     out: dict[str, Any] = {
         "loss_bicubic": round(raw.loss_bicubic, 5) if math.isfinite(raw.loss_bicubic) else None,
-        "similar_at": raw.similar_at, "constraints_at": raw.constraints_at, "runs": runs, "spread": round(spread, 5),
+        "similar_at": raw.similar_at, "constraints_at": raw.constraints_at, "runs": runs,
+        "runs_passed": passed, "spread": None if spread is None else round(spread, 5),
     }
     if k2 is not None:
         s = kernel_shape(k2)

@@ -193,7 +193,7 @@ class NoiseBank:
         if not pool.noise:
             from realsr.errors import UsageError
 
-            raise UsageError("the pool has no noise patches", pool.root / "pool.json")
+            raise UsageError("the pool has no noise patches", pool.record)
         from realsr.images import to_float
 
         self.patches = [torch.from_numpy(np.ascontiguousarray(to_float(pool.noise_patch(i)).transpose(2, 0, 1))).to(device)

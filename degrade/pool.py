@@ -19,7 +19,7 @@ import numpy as np
 from realsr.atomic import write_json_atomic
 from realsr.errors import RealsrError, UsageError
 from realsr.images import read_image
-from realsr.manifest import merge_shard_files, shard_manifest_name, status_counts
+from realsr.manifest import STATUSES, merge_shard_files, settings_differences, shard_manifest_name, status_counts
 
 from .noise import zero_mean
 
@@ -45,8 +45,15 @@ class Pool:
     params: dict[str, Any]
     sources: dict[str, dict[str, Any]] = field(default_factory=dict)
     root: Path = Path(".")
+    #: the file it was loaded from (None: built in memory)
+    path: Path | None = field(default=None, compare=False)
     _cache: dict[str, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
     _noise_cache: "OrderedDict[str, np.ndarray]" = field(default_factory=OrderedDict, repr=False, compare=False)
+
+    @property
+    def record(self) -> Path:
+        """The pool's JSON file (for error messages): the file it was loaded from, else ``root/pool.json``."""
+        return self.path if self.path is not None else self.root / POOL_NAME
 
     # ----- contents
     @property
@@ -59,7 +66,7 @@ class Pool:
     def noise(self) -> list[dict[str, Any]]:
         """Noise-patch entries of the usable sources, sorted by source name then position."""
         return [dict(n, source=e["file"]) for _, e in sorted(self.sources.items())
-                if e.get("status") == "ok" for n in e.get("noise", [])]
+                if e.get("status") == "ok" for n in e.get("noise") or []]
 
     def kernel(self, i: int) -> np.ndarray:
         """Kernel ``i`` of :attr:`kernels` as float32 (K, K), sums to 1."""
@@ -91,7 +98,7 @@ class Pool:
         """``root / rel``, refusing paths that lead outside the pool folder."""
         path = (self.root / rel).resolve()
         if not path.is_relative_to(self.root.resolve()):
-            raise UsageError(f"pool entry {rel!r} points outside the pool folder", self.root / POOL_NAME)
+            raise UsageError(f"pool entry {rel!r} points outside the pool folder", self.record)
         return path
 
     def noise_file(self, rel: str, cache: bool = True) -> np.ndarray:
@@ -124,7 +131,7 @@ class Pool:
         """A kernel drawn uniformly (Real-SR draws one per image) and its entry."""
         ks = self.kernels
         if not ks:
-            raise UsageError("the pool has no kernels", self.root / POOL_NAME)
+            raise UsageError("the pool has no kernels", self.record)
         i = int(rng.integers(len(ks)))
         return self.kernel(i), ks[i]
 
@@ -133,7 +140,7 @@ class Pool:
         float32 additive noise in [0, 1] units (Real-SR's ``noiseDataset``), and its entry."""
         ns = self.noise
         if not ns:
-            raise UsageError("the pool has no noise patches", self.root / POOL_NAME)
+            raise UsageError("the pool has no noise patches", self.record)
         i = int(rng.integers(len(ns)))
         patch = self.noise_patch(i)
         if size is not None:
@@ -174,11 +181,54 @@ class Pool:
             raise UsageError("not a realsr pool", path)
         if obj.get("version") != VERSION:
             raise UsageError(f"unsupported pool version {obj.get('version')!r}", path)
-        try:
-            sources = {e["name"]: dict(e) for e in obj["sources"]}
-            return cls(int(obj["scale"]), dict(obj["params"]), sources, path.parent)
-        except (KeyError, TypeError, ValueError) as e:
-            raise UsageError(f"malformed pool ({e})", path) from None
+        scale = obj.get("scale")
+        if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1:
+            raise UsageError(f"malformed pool: scale must be a positive integer, not {scale!r}", path)
+        if not isinstance(obj.get("params"), dict) or not isinstance(obj.get("sources"), list):
+            raise UsageError("malformed pool: it needs a 'params' object and a 'sources' list", path)
+        sources: dict[str, dict[str, Any]] = {}
+        for i, e in enumerate(obj["sources"]):
+            problem = source_entry_problem(e)
+            if problem:
+                raise UsageError(f"malformed pool: sources[{i}] {problem}", path)
+            sources[e["name"]] = dict(e)
+        pool = cls(scale, dict(obj["params"]), sources, path.parent)
+        pool.path = path
+        return pool
+
+
+def source_entry_problem(e: Any) -> str | None:
+    """What is wrong with one ``sources`` entry of ``pool.json`` (None: well formed): a name, a
+    known status, a kernel that is null or an object with a ``file`` path, a list of noise objects
+    with a ``file`` path each."""
+    if not isinstance(e, dict):
+        return f"is {type(e).__name__}, not an object"
+    name = e.get("name")
+    if not isinstance(name, str) or not name:
+        return "has no name"
+    if e.get("status") not in STATUSES:
+        return f"({name}) has status {e.get('status')!r}, not one of {', '.join(STATUSES)}"
+    k = e.get("kernel")
+    if k is not None:
+        if not isinstance(k, dict):
+            return f"({name}) kernel is {type(k).__name__}, not an object or null"
+        for key in ("file", "file_x2"):
+            if (key == "file" or key in k) and (not isinstance(k.get(key), str) or not k.get(key)):
+                return f"({name}) kernel has no '{key}' path"
+    noise = e.get("noise", [])
+    if noise is None:
+        noise = []
+    if not isinstance(noise, list):
+        return f"({name}) noise is {type(noise).__name__}, not a list"
+    for j, n in enumerate(noise):
+        if not isinstance(n, dict) or not isinstance(n.get("file"), str) or not n.get("file"):
+            return f"({name}) noise[{j}] has no 'file' path"
+    return None
+
+
+def pool_settings(p: Pool) -> dict[str, Any]:
+    """What must agree between the records of one pool: scale and parameters."""
+    return {"scale": p.scale, "params": p.params}
 
 
 def merge_pools(pools: Iterable[Pool]) -> Pool:
@@ -189,8 +239,9 @@ def merge_pools(pools: Iterable[Pool]) -> Pool:
     first = pools[0]
     out = Pool(first.scale, dict(first.params), {}, first.root)
     for p in pools:
-        if p.scale != first.scale or p.params != first.params:
-            raise UsageError("pools to merge were built with different scales or parameters")
+        if pool_settings(p) != pool_settings(first):
+            raise UsageError("pools to merge were built with different settings "
+                             f"({settings_differences(pool_settings(first), pool_settings(p))})")
         out.sources.update(p.sources)
     return out
 

@@ -28,7 +28,7 @@ def draw_noise_tiles(shape: tuple[int, int], pool: Pool, rng: np.random.Generato
     h, w = shape
     ns = pool.noise
     if not ns:
-        raise UsageError("the pool has no noise patches", pool.root / "pool.json")
+        raise UsageError("the pool has no noise patches", pool.record)
     tiles = []
     y = 0
     while y < h:

@@ -294,7 +294,7 @@ def sample_pool(rng: np.random.Generator, hr_shape: tuple[int, int], scale: int,
     from .pool_degrade import draw_noise_tiles
 
     if pool.scale != scale:
-        raise UsageError(f"the pool was built for x{pool.scale}, not x{scale}", pool.root / "pool.json")
+        raise UsageError(f"the pool was built for x{pool.scale}, not x{scale}", pool.record)
     k, entry = pool.random_kernel(rng)
     if min(hr_shape) < k.shape[0]:
         raise RealsrError(f"HR {hr_shape[1]}x{hr_shape[0]} is smaller than the {k.shape[0]}-px kernel")

@@ -46,7 +46,7 @@ def read_image(path: str | os.PathLike, raw: RawOptions | None = None, keep_alph
     ``keep_alpha`` and the file has alpha).
 
     PNG/JPEG/TIFF/PPM/PGM/BMP/WebP go through OpenCV (8- and 16-bit kept as they are; float TIFFs
-    in [0, 1] become 16-bit); RAW camera files (DNG, NEF, CR2, ARW, KDC, ...) are developed by
+    in [0, 1] become 16-bit, values outside it are clipped with a warning); RAW camera files (DNG, NEF, CR2, ARW, KDC, ...) are developed by
     :func:`realsr.raw.develop_raw` with ``raw`` options (default: camera white balance, no
     auto-brightness, 16-bit sRGB). Raises :class:`ImageReadError` when the file is missing, empty,
     truncated, corrupt or of an unsupported kind.
@@ -128,6 +128,10 @@ def _to_rgb(arr: np.ndarray, path: str | os.PathLike, keep_alpha: bool = False) 
     if arr.dtype == np.float32 or arr.dtype == np.float64:
         if not np.isfinite(arr).all():
             raise ImageReadError("floating-point image holds NaN or infinity", path)
+        lo, hi = float(arr.min()), float(arr.max())
+        if lo < -1e-3 or hi > 1.001:
+            log.warning("floating-point image has values in [%.4g, %.4g], outside [0, 1]: clipped to [0, 1] (%s)",
+                        lo, hi, path)
         arr = np.round(np.clip(arr, 0.0, 1.0) * 65535.0).astype(np.uint16)
     elif arr.dtype == np.int16 or arr.dtype == np.int32 or arr.dtype == np.int8:
         raise ImageReadError(f"unsupported signed pixel type {arr.dtype}", path)

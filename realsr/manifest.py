@@ -105,6 +105,30 @@ class Manifest:
         return cls.from_json(obj, path)
 
 
+def settings_differences(old: Any, new: Any, limit: int = 3) -> str:
+    """The settings that differ between two nested dicts, for messages: ``"params.seed: 0 -> 1"``
+    (at most ``limit`` of them, dotted paths, then how many more)."""
+    diffs: list[str] = []
+    absent = object()
+    show = lambda v: "(absent)" if v is absent else json.dumps(v)  # noqa: E731
+
+    def walk(a: Any, b: Any, where: str) -> None:
+        if isinstance(a, dict) and isinstance(b, dict):
+            for key in sorted(set(a) | set(b), key=str):
+                walk(a.get(key, absent), b.get(key, absent), f"{where}.{key}" if where else str(key))
+        elif a is absent or b is absent or a != b:
+            diffs.append(f"{where or 'value'}: {show(a)} -> {show(b)}")
+
+    walk(old, new, "")
+    more = f" and {len(diffs) - limit} more" if len(diffs) > limit else ""
+    return "; ".join(diffs[:limit]) + more if diffs else "no difference"
+
+
+def manifest_settings(m: Manifest) -> dict[str, Any]:
+    """What must agree between manifests of one dataset: stage, scale and parameters."""
+    return {"stage": m.stage, "scale": m.scale, "params": m.params}
+
+
 def merge(manifests: Iterable[Manifest]) -> Manifest:
     """Join manifests of the same stage, scale and parameters; later entries replace earlier ones."""
     manifests = list(manifests)
@@ -113,8 +137,9 @@ def merge(manifests: Iterable[Manifest]) -> Manifest:
     first = manifests[0]
     out = Manifest(first.stage, first.scale, dict(first.params))
     for m in manifests:
-        if (m.stage, m.scale) != (first.stage, first.scale) or m.params != first.params:
-            raise UsageError("manifests to merge were made with different stages, scales or parameters")
+        if manifest_settings(m) != manifest_settings(first):
+            raise UsageError("manifests to merge were made with different settings "
+                             f"({settings_differences(manifest_settings(first), manifest_settings(m))})")
         out.pairs.update(m.pairs)
     return out
 
@@ -162,23 +187,48 @@ def merge_shards(folder: str | os.PathLike, require_names: Iterable[str] | None 
     return merge_shard_files(folder, "manifest", Manifest.load, merge, lambda m: m.pairs, require_names)
 
 
-def previous_entries(own: Path, main: Path, load: Callable[[Path], T], same_settings: Callable[[T], bool],
-                     entries: Callable[[T], dict[str, dict[str, Any]]], overwrite: bool, what: str) -> dict[str, dict[str, Any]]:
-    """Entries a resumed run keeps: those of its own record ``own`` (``manifest.json`` or a shard's),
-    when it was made with the same settings.
+def previous_entries(own: Path, main: Path, load: Callable[[Path], T], settings: Callable[[T], dict[str, Any]],
+                     new_settings: dict[str, Any], entries: Callable[[T], dict[str, dict[str, Any]]], overwrite: bool,
+                     what: str) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
+    """What a run starting in ``main.parent`` finds there: ``(kept, stale)``.
 
-    A record at ``own`` or ``main`` made with other settings is refused with :class:`UsageError`
-    (``what`` names the output: "dataset", "pool") unless ``overwrite``.
+    ``kept``: the entries of its own record ``own`` (``main`` or a shard's), when that was made with
+    the same settings (``settings(record) == new_settings``): a resumed run skips them. Every record in the folder (``main`` and every
+    shard's, ``<stem>.shard-K-of-N.json``) is checked before any work: one made with other settings
+    is refused with :class:`UsageError` naming the file and what differs (``what`` names the output:
+    "dataset", "pool"), unless ``overwrite``; then that record is deleted (it could never be merged
+    with the new run's) and its entries are returned as ``stale``, so that the caller removes their
+    files: a pair or source of the old run that the new one does not redo must not stay behind.
     """
     kept: dict[str, dict[str, Any]] = {}
-    for path in {own, main}:
+    stale: list[dict[str, Any]] = []
+    stem = main.name[:-len(".json")]
+    for path in sorted({own, main, *shard_manifests(main.parent, stem).values()}):
         if not path.exists():
             continue
         old = load(path)
-        if not same_settings(old):
-            if not overwrite:
-                raise UsageError(f"output folder holds a {what} made with other settings; use --overwrite or another -o",
-                                 path)
-        elif path == own:
-            kept.update(entries(old))
-    return kept
+        found = settings(old)
+        if found == new_settings:
+            if path == own:
+                kept.update(entries(old))
+            continue
+        if not overwrite:
+            raise UsageError(f"output folder holds a {what} made with other settings "
+                             f"({settings_differences(found, new_settings)}); use --overwrite or another -o", path)
+        stale += list(entries(old).values())
+        path.unlink()
+    return kept, stale
+
+
+def resume_manifest(manifest: Manifest, own: Path, overwrite: bool, remove_pair: Callable[[str], None]) -> None:
+    """Fill ``manifest`` with what a pair-dataset run resumes from its record ``own`` (in the
+    dataset folder, beside ``manifest.json``), after :func:`previous_entries` checked every record
+    there; with ``overwrite``, ``remove_pair(name)`` deletes the files of each pair of a record
+    made with other settings (names that are not plain file stems are not the stage's: skipped)."""
+    kept, stale = previous_entries(own, own.parent / MANIFEST_NAME, Manifest.load, manifest_settings,
+                                   manifest_settings(manifest), lambda old: old.pairs, overwrite, "dataset")
+    manifest.pairs.update(kept)
+    for e in stale:
+        name = str(e.get("name", ""))
+        if name and Path(name).name == name:
+            remove_pair(name)

@@ -20,6 +20,7 @@ from realsr.capture_align import Mapping
 from realsr.capture_align.simulate import CaptureSpec, Truth, simulate_lr, simulate_pair, write_simulated_dataset
 from realsr.cli.main import main
 from realsr.images import read_image, write_png
+from realsr.manifest import Manifest
 from realsr.synthetic import synthetic_scene
 
 
@@ -229,6 +230,17 @@ def test_other_settings_need_overwrite(captures, tmp_path):
     assert (out / "HR" / "p0.png").read_bytes() == before  # nothing lost
     assert _run("align", captures / "LR" / "p0.png", captures / "HR" / "p0.png", "-o", out, "--scale", "2",
                 "--crop", "0.05", "--overwrite") == 0
+    # --overwrite removes the old run's pairs that the new run does not redo (no stale pair stays)
+    (out / "HR" / "old.png").write_bytes(before)
+    (out / "LR" / "old.png").write_bytes(before)
+    m = Manifest.load(out / "manifest.json")
+    m.set("old", "ok")
+    m.scale = 3  # a record made with other settings
+    m.save(out / "manifest.json")
+    assert _run("align", captures / "LR" / "p0.png", captures / "HR" / "p0.png", "-o", out, "--scale", "2",
+                "--crop", "0.05", "--overwrite") == 0
+    assert list(_entries(out)) == ["p0"] and not (out / "HR" / "old.png").exists()
+    assert not (out / "LR" / "old.png").exists() and (out / "HR" / "p0.png").is_file()
 
 
 def test_csv_and_suffix_pairing(captures, tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -126,6 +127,12 @@ def test_bad_input(hr_dir, pool_dir, tmp_path, odd_formats):
     assert _run("degrade", src, "-o", tmp_path / "x", "--pool", broken) == 2
     assert _run("degrade", src, "-o", tmp_path / "x", "--mode", "classic", "--noise", "pink") == 2
     assert _run("degrade", src, "-o", tmp_path / "x", "--mode", "classic", "--blur-sigma", "3", "1") == 2
+    # an option the mode does not use is an error, not silently ignored
+    assert _run("degrade", src, "-o", tmp_path / "x", "--mode", "classic", "--pool", pool_dir) == 2
+    cfg = tmp_path / "h.yaml"
+    cfg.write_text("second_stage_prob: 0.5")
+    assert _run("degrade", src, "-o", tmp_path / "x", "--mode", "classic", "--highorder-config", cfg) == 2
+    assert not (tmp_path / "x").exists()
 
 
 def test_name_collisions_never_touch_another_sources_pair(hr_dir, tmp_path):
@@ -213,3 +220,72 @@ def test_options_reach_the_recipe_and_the_realism_report(hr_dir, pool_dir, tmp_p
     e = _entries(out)["img0"]
     assert e["jpeg_quality"][0] == 90 and len(e["jpeg_quality"]) == 2
     assert not any(s["op"] == "blur" and s["kernel"]["type"] == "sinc" and s is e["steps"][-1] for s in e["steps"])
+
+
+def test_the_output_folder_never_eats_its_sources_or_keeps_stale_pairs(hr_dir, tmp_path, capsys):
+    """Sources inside OUT/HR (or OUT/LR) are refused before anything is written (degrade would
+    overwrite them with their mod-cropped copies); the run's own realism.png is not a source on the
+    next run; --overwrite over other settings removes the old pairs it does not redo; a shard with
+    other settings than a sibling shard's record is refused before it writes a pair."""
+    ds = tmp_path / "ds"
+    (ds / "HR").mkdir(parents=True)
+    write_png(ds / "HR" / "odd.png", synthetic_scene(41, 43, seed=5))
+    before = (ds / "HR" / "odd.png").read_bytes()
+    assert _run("degrade", ds / "HR", "-o", ds, "--mode", "bicubic", "--scale", 3) == 2
+    assert "lies in the output's HR/ folder" in capsys.readouterr().err
+    assert (ds / "HR" / "odd.png").read_bytes() == before and not (ds / "LR").exists()
+    # the output folder is the source folder: pairs go to OUT/HR and OUT/LR, the report is not a source
+    src = tmp_path / "src"
+    src.mkdir()
+    write_png(src / "a.png", synthetic_scene(48, 64, seed=6))
+    for _ in range(2):
+        assert _run("degrade", src, "-o", src, "--mode", "bicubic", "--scale", 2, "--reference", hr_dir) == 0
+    assert (src / "realism.png").is_file() and list(_entries(src)) == ["a"]
+    # --overwrite with other settings: the three old pairs go, the one redone pair stays
+    out = tmp_path / "o"
+    assert _run("degrade", hr_dir, "-o", out, "--mode", "bicubic", "--scale", 2) == 0
+    assert _run("degrade", hr_dir / "img1.png", "-o", out, "--mode", "classic", "--scale", 2) == 2  # not without it
+    assert _run("degrade", hr_dir / "img1.png", "-o", out, "--mode", "classic", "--scale", 2, "--overwrite") == 0
+    assert list(_entries(out)) == ["img1"] and _entries(out)["img1"]["mode"] == "classic"
+    assert sorted(p.name for p in (out / "LR").iterdir()) == sorted(p.name for p in (out / "HR").iterdir()) == ["img1.png"]
+    # shards of one folder must share their settings: shard 2 with another seed stops at once
+    sh = tmp_path / "sh"
+    assert _run("degrade", hr_dir, "-o", sh, "--mode", "classic", "--scale", 2, "--shard", "1/2") == 0
+    done = sorted(p.name for p in (sh / "LR").iterdir())
+    capsys.readouterr()
+    assert _run("degrade", hr_dir, "-o", sh, "--mode", "classic", "--scale", 2, "--seed", 1, "--shard", "2/2") == 2
+    err = capsys.readouterr().err
+    assert "params.seed: 0 -> 1" in err and "manifest.shard-1-of-2.json" in err
+    assert sorted(p.name for p in (sh / "LR").iterdir()) == done
+
+
+def test_malformed_pool_entries_are_named(pool_dir, hr_dir, tmp_path, capsys):
+    """Each broken `sources` entry of pool.json stops the run with exit 2 and says what is wrong;
+    a pool file with another name than pool.json is loaded (and its digest recorded) as given."""
+    good = json.loads((pool_dir / "pool.json").read_text())
+    cases = {
+        "kernel has no 'file' path": lambda o: o["sources"][0]["kernel"].pop("file"),
+        "kernel is str": lambda o: o["sources"][0].__setitem__("kernel", "x"),
+        "noise is str": lambda o: o["sources"][0].__setitem__("noise", "abc"),
+        "noise[0] has no 'file' path": lambda o: o["sources"][0]["noise"].__setitem__(0, None),
+        "has no name": lambda o: o["sources"][0].pop("name"),
+        "has status 'good'": lambda o: o["sources"][0].__setitem__("status", "good"),
+        "is int, not an object": lambda o: o["sources"].__setitem__(0, 7),
+        "scale must be a positive integer, not 4.7": lambda o: o.__setitem__("scale", 4.7),
+    }
+    bad = tmp_path / "p"
+    shutil.copytree(pool_dir, bad)
+    for why, spoil in cases.items():
+        obj = json.loads(json.dumps(good))
+        spoil(obj)
+        (bad / "pool.json").write_text(json.dumps(obj))
+        capsys.readouterr()
+        assert _run("degrade", hr_dir, "-o", tmp_path / "x", "--pool", bad) == 2, why
+        err = capsys.readouterr().err
+        assert "malformed pool" in err and why in err and "internal error" not in err, (why, err)
+    (bad / "pool.json").unlink()
+    (bad / "mine.json").write_text(json.dumps(good))
+    out = tmp_path / "y"
+    assert _run("degrade", hr_dir / "img0.png", "-o", out, "--pool", bad / "mine.json") == 0
+    recorded = json.loads((out / "manifest.json").read_text())["params"]["mode_params"]
+    assert recorded["pool"].endswith("mine.json") and recorded["pool_json_sha256"]

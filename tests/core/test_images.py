@@ -56,6 +56,15 @@ def test_16bit_tiff_and_float_tiff(tmp_path):
     assert out.dtype == np.uint16 and np.abs(out / 65535.0 - f).max() < 1e-4
 
 
+def test_float_tiff_outside_unit_range_is_clipped_with_a_warning(tmp_path, caplog):
+    f = np.linspace(0, 255, 8 * 9 * 3, dtype=np.float32).reshape(8, 9, 3)  # 0-255 floats, a common slip
+    cv2.imwrite(str(tmp_path / "f.tif"), f[:, :, ::-1])
+    with caplog.at_level(logging.WARNING, logger="realsr"):
+        out = read_image(tmp_path / "f.tif")
+    assert "outside [0, 1]: clipped" in caplog.text and "[0, 255]" in caplog.text
+    assert out.max() == 65535 and out.min() == 0
+
+
 def test_rgba_drops_alpha_with_warning(tmp_path, caplog):
     rgba = _rand((6, 7, 4))
     Image.fromarray(rgba, "RGBA").save(tmp_path / "a.png")

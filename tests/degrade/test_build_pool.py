@@ -163,7 +163,70 @@ def test_runs_keep_the_medoid_and_retries_rerun_rejections():
     img = (np.random.default_rng(0).random((120, 120, 3)) * 255).astype(np.uint8)
     p = KernelGANParams(iterations=10, edge_shave=0)
     est = estimate_kernels([img], 2, p, runs=3, checks=LOOSE, retries=0)[0]
-    assert est.reason is None and est.figures["runs"] == 3 and est.figures["spread"] > 0
+    assert est.reason is None and est.figures["runs"] == est.figures["runs_passed"] == 3 and est.figures["spread"] > 0
+    one = estimate_kernels([img], 2, p, runs=1, checks=LOOSE, retries=0)[0]
+    assert one.figures["runs_passed"] == 1 and one.figures["spread"] is None  # nothing to compare
     never = KernelChecks(max_peak=1e-6)  # every kernel is a "delta"
     est = estimate_kernels([img], 2, p, checks=never, retries=2)[0]
     assert est.kernel is None and est.reason.startswith("delta") and est.figures["attempts"] == 3
+
+
+NOISE_ONLY = dict(kernels=False, scale=2)
+
+
+def test_duplicate_names_and_own_files_are_left_out(sources, tmp_path, caplog):
+    """Two sources with one stem: the first is used, the second skipped with a warning (it would
+    replace the first's entry and orphan its files), with 1 or 2 workers alike; the pool's own
+    preview.png is not a source when the output folder is a source folder."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    (a / "x.png").write_bytes((sources / "photo.png").read_bytes())
+    (b / "x.png").write_bytes((sources / "constant.png").read_bytes())
+    caplog.set_level("WARNING", logger="realsr")
+    for workers in (1, 2):
+        pool = build_pool(discover_sources([a, b]), tmp_path / f"p{workers}", _settings(**NOISE_ONLY),
+                          workers=workers, progress=False)
+        assert list(pool.sources) == ["x"] and pool.sources["x"]["file"] == str(a / "x.png")
+        assert pool.sources["x"]["status"] == "ok" and pool.sources["x"]["noise"]
+        assert sorted(f.name for f in (tmp_path / f"p{workers}" / "noise").iterdir()) == \
+            sorted(n["file"][len("noise/"):] for n in pool.noise)
+    assert "skipping" in caplog.text and "rename one of them" in caplog.text
+    for _ in range(2):
+        pool = build_pool(discover_sources([a]), a, _settings(**NOISE_ONLY), workers=1, progress=False)
+        assert list(pool.sources) == ["x"] and (a / "preview.png").is_file()
+
+
+def test_a_shard_with_other_settings_stops_before_any_work(sources, tmp_path):
+    from realsr.errors import UsageError
+
+    src = discover_sources([sources / "photo.png", sources / "gray.png"])
+    out = tmp_path / "pool"
+    build_pool(src, out, _settings(**NOISE_ONLY), workers=1, shard=(1, 2), progress=False)
+    files = sorted(p.name for p in (out / "noise").iterdir())
+    other = PoolSettings(scale=2, kernels=False, noise=NoiseParams(patch=32, stride=32, max_mean=240))
+    with pytest.raises(UsageError, match=r"params.noise.patch: 64 -> 32"):
+        build_pool(src, out, other, workers=1, shard=(2, 2), progress=False)
+    assert sorted(p.name for p in (out / "noise").iterdir()) == files
+    # --overwrite: the old shard's record and files go, the new settings' pool is whole
+    pool = build_pool(src, out, other, workers=1, overwrite=True, progress=False)
+    assert pool.record == out / "pool.json" and not list(out.glob("pool.shard-*"))
+    assert sorted(p.name for p in (out / "noise").iterdir()) == sorted(n["file"][len("noise/"):] for n in pool.noise)
+
+
+def test_cli_merge_joins_pool_shards_from_separate_folders(sources, tmp_path):
+    src = discover_sources([sources / "photo.png", sources / "gray.png"])
+    one, two = tmp_path / "one", tmp_path / "two"
+    build_pool(src, one, _settings(**NOISE_ONLY), workers=1, shard=(1, 2), progress=False)
+    build_pool(src, two, _settings(**NOISE_ONLY), workers=1, shard=(2, 2), progress=False)
+    assert not (one / "pool.json").exists()
+    for f in two.rglob("*"):
+        if f.is_file():
+            (one / f.relative_to(two)).parent.mkdir(exist_ok=True)
+            (one / f.relative_to(two)).write_bytes(f.read_bytes())
+    assert main(["-q", "merge", str(one)]) == 0
+    pool = Pool.load(one)
+    assert sorted(pool.sources) == ["gray", "photo"] and (one / "preview.png").is_file()
+    pool.check_files()
+    assert main(["-q", "merge", str(tmp_path / "nowhere")]) == 2
+    assert main(["-q", "merge", str(tmp_path)]) == 2  # no shard records there
