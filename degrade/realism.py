@@ -372,7 +372,7 @@ def _spectrum_of_gray(g: np.ndarray, bins: int = SPECTRUM_BINS) -> tuple[np.ndar
 def image_figures(img: np.ndarray) -> dict[str, Any]:
     """The figures of one image: ``size`` [H, W] (px), ``noise_sigma`` (list per channel, 0-255),
     ``blur_width`` (px of ``img``, or None), ``spectrum`` (log10 normalised power per bin of
-    :func:`spectrum_frequencies`)."""
+    :func:`spectrum_frequencies`; None for a constant image, which has no spectral shape)."""
     x, step = _channels_255(img)
     g = x[:, :, 0] if x.shape[2] == 1 else rgb_to_gray(x)
     _, spec = _spectrum_of_gray(g)
@@ -380,7 +380,7 @@ def image_figures(img: np.ndarray) -> dict[str, Any]:
         "size": [int(x.shape[0]), int(x.shape[1])],
         "noise_sigma": [float(s) for s in _haar_noise(x, step)],
         "blur_width": _blur_of_gray(g),
-        "spectrum": [float(v) for v in spec],
+        "spectrum": None if g.max() == g.min() else [float(v) for v in spec],
     }
 
 
@@ -391,17 +391,19 @@ def _r(v: float | None, nd: int = 4) -> float | None:
 def _aggregate(figs: list[dict[str, Any]]) -> dict[str, Any]:
     noise = np.array([f["noise_sigma"] * 3 if len(f["noise_sigma"]) == 1 else f["noise_sigma"] for f in figs])
     blurs = [f["blur_width"] for f in figs if f["blur_width"] is not None]
+    specs = [f["spectrum"] for f in figs if f["spectrum"] is not None]
     return {
         "count": len(figs),
         "noise_sigma": [_r(v) for v in np.median(noise, axis=0)],
         "blur_width": _r(float(np.median(blurs))) if blurs else None,
         "blur_width_images": len(blurs),
-        "spectrum": [_r(v) for v in np.mean([f["spectrum"] for f in figs], axis=0)],
+        "spectrum": [_r(v) for v in np.mean(specs, axis=0)] if specs else None,
+        "spectrum_images": len(specs),
     }
 
 
 def _summary(syn: dict[str, Any], real: dict[str, Any], ratio: list[float | None], blur_diff: float | None,
-             dist: float, freq: np.ndarray) -> list[str]:
+             dist: float | None, freq: np.ndarray) -> list[str]:
     lines = []
     names = "RGB"
     good = [q for q in ratio if q is not None]
@@ -424,6 +426,10 @@ def _summary(syn: dict[str, Any], real: dict[str, Any], ratio: list[float | None
         word = "sharper" if blur_diff < 0 else "blurrier"
         lines.append(f"synthetic LR is {word} than real by {abs(blur_diff):.2f} px "
                      f"(blur width {syn['blur_width']:.2f} vs {real['blur_width']:.2f} px)")
+    if dist is None:
+        which = " and ".join(n for n, s in (("synthetic", syn), ("real", real)) if s["spectrum"] is None)
+        lines.append(f"spectral shape not measured: the {which} images are all constant")
+        return lines
     diff = np.array(syn["spectrum"], float) - np.array(real["spectrum"], float)
     hi = freq > 0.25
     hf = 10.0 * float(diff[hi].mean()) if hi.any() else 0.0
@@ -441,8 +447,10 @@ def compare_figures(synthetic: list[dict[str, Any]], real: list[dict[str, Any]])
              for s, r in zip(syn["noise_sigma"], ref["noise_sigma"])]
     blur_diff = (_r(syn["blur_width"] - ref["blur_width"], 3)
                  if syn["blur_width"] is not None and ref["blur_width"] is not None else None)
-    freq = spectrum_frequencies(len(syn["spectrum"]))
-    dist = _r(10.0 * float(np.mean(np.abs(np.array(syn["spectrum"]) - np.array(ref["spectrum"])))), 3)
+    spec = syn["spectrum"] or ref["spectrum"]
+    freq = spectrum_frequencies(len(spec) if spec else SPECTRUM_BINS)
+    dist = (_r(10.0 * float(np.mean(np.abs(np.array(syn["spectrum"]) - np.array(ref["spectrum"])))), 3)
+            if syn["spectrum"] is not None and ref["spectrum"] is not None else None)
     return {
         "synthetic": syn,
         "real": ref,
@@ -460,10 +468,12 @@ def compare_sets(synthetic: Sequence[np.ndarray], real: Sequence[np.ndarray]) ->
     Returns ``synthetic`` and ``real`` (each: ``count``, ``noise_sigma`` = median per channel over
     the images (0-255; gray images count for all three channels), ``blur_width`` = median over the
     images where it was measured (px) or None, ``blur_width_images``, ``spectrum`` = mean over the
-    images of the log10 spectra), ``frequency`` (bin centres, cycles/px), ``noise_ratio`` per
+    images of the log10 spectra, constant images left out (``spectrum_images`` counts the others;
+    None when all are constant)), ``frequency`` (bin centres, cycles/px), ``noise_ratio`` per
     channel (synthetic / real; None where the real noise is under 0.05), ``blur_width_diff_px``
     (synthetic - real; negative = synthetic sharper), ``spectrum_distance_db`` (mean over the bins
-    of ``|10 log10 P_syn - 10 log10 P_real|``, dB; 0 = same spectral shape) and ``summary`` (lines
+    of ``|10 log10 P_syn - 10 log10 P_real|``, dB; 0 = same spectral shape; None when a set has no
+    spectrum) and ``summary`` (lines
     a person can read).
     """
     return compare_figures([image_figures(i) for i in synthetic], [image_figures(i) for i in real])
@@ -506,7 +516,8 @@ def _crop_tile(img: np.ndarray, label: str) -> np.ndarray:
 def _spectrum_panel(report: dict[str, Any], width: int, height: int) -> np.ndarray:
     p = np.full((height, width, 3), 18, np.uint8)
     x0, x1, y0, y1 = 58, width - 14, 30, height - 40
-    curves = [(report["synthetic"]["spectrum"], _SYN, "synthetic"), (report["real"]["spectrum"], _REAL, "real")]
+    curves = [(report[k]["spectrum"], colour, k) for k, colour in (("synthetic", _SYN), ("real", _REAL))
+              if report[k]["spectrum"] is not None]
     vals = np.array([v for c, _, _ in curves for v in c if v is not None], float)
     lo, hi = (math.floor(vals.min() * 2) / 2, math.ceil(vals.max() * 2) / 2) if vals.size else (-1.0, 1.0)
     if hi - lo < 1.0:
@@ -534,7 +545,9 @@ def _spectrum_panel(report: dict[str, Any], width: int, height: int) -> np.ndarr
         ly = y0 + 16 + 16 * i
         cv2.line(p, (x1 - 110, ly - 4), (x1 - 86, ly - 4), colour, 2, cv2.LINE_AA)
         _put(p, name, (x1 - 80, ly))
-    _put(p, f"power spectrum of gray (log10, normalised)  distance {report['spectrum_distance_db']:.1f} dB",
+    dist = report["spectrum_distance_db"]
+    _put(p, "power spectrum of gray (log10, normalised)  "
+         + (f"distance {dist:.1f} dB" if dist is not None else "distance: not measured (constant images)"),
          (8, 18), scale=0.45)
     _put(p, "frequency (cycles / pixel)", (x0 + (x1 - x0) // 2 - 90, height - 6), scale=0.4)
     return p

@@ -241,6 +241,21 @@ def test_compare_mixed_dtypes_gray_and_16_bit():
     assert gray["noise_ratio"] == [1.0, 1.0, 1.0] and gray["spectrum_distance_db"] == 0.0
 
 
+def test_constant_images_have_no_spectral_shape():
+    """A constant (featureless) image has no spectrum: left out of its set's mean; a set of only
+    constant images gives no spectral distance, and the summary and picture say so."""
+    img = _blurred(0, 1.5, noise=3.0)
+    flat = np.full_like(img, 128)
+    assert image_figures(flat)["spectrum"] is None
+    mixed = compare_sets([img], [img, flat])
+    assert mixed["real"]["spectrum_images"] == 1 and mixed["spectrum_distance_db"] == 0.0
+    rep = compare_sets([img], [flat])
+    assert rep["spectrum_distance_db"] is None and rep["real"]["spectrum"] is None
+    assert "spectral shape not measured: the real images are all constant" in rep["summary"]
+    assert realism_figure([img], [flat], rep).ndim == 3
+    json.dumps(rep)
+
+
 def test_realism_figure_shape():
     syn = [_blurred(s, 1.0, noise=5.0) for s in range(5)]
     real = [_blurred(s, 2.0, noise=2.0)[:100, :90] for s in range(2)]
