@@ -22,7 +22,8 @@ import numpy as np
 from realsr.atomic import remove_stale_temporaries
 from realsr.errors import RealsrError
 from realsr.images import read_image, to_float, write_png
-from realsr.manifest import MANIFEST_NAME, Manifest, merge_shards, resume_manifest, shard_manifest_name
+from realsr.manifest import (MANIFEST_NAME, Manifest, check_dataset_folder, merge_shards, resume_manifest,
+                             shard_manifest_name)
 from realsr.parallel import parallel_map, select_shard
 from realsr.raw import RawOptions
 
@@ -136,6 +137,7 @@ def align_dataset(
     mpath = out / (MANIFEST_NAME if n == 1 else shard_manifest_name(k, n))
     run_params = {"align": params.to_json(), "raw": {"linear": raw.linear, "bits": raw.bits, "half_size": raw.half_size}}
     manifest = Manifest("align", params.scale, run_params)
+    check_dataset_folder(out, [f for p in pairs for f in (p.lr, p.hr)], overwrite, ("HR", "LR", "previews"))
     resume_manifest(manifest, mpath, overwrite, lambda name: _remove_outputs(out, name))
     mine = select_shard(pairs, k, n)
     todo = [p for p in mine if overwrite or not _is_finished(manifest.pairs.get(p.name), out)]

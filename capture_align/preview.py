@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from realsr.color import rgb_to_gray
+from realsr.images import label_text
 
 PANEL_WIDTH = 480
 ARROW_GAIN = 20.0
@@ -69,11 +70,11 @@ def make_preview(
     labels = ["checkerboard LR/HR", "overlay LR magenta, HR green", f"|LR-HR| x4, shifts x{ARROW_GAIN:g}"]
     label_bar = np.full((22, body.shape[1], 3), 30, np.uint8)
     for i, text in enumerate(labels):
-        cv2.putText(label_bar, text, (i * (PANEL_WIDTH + 6) + 6, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45,
+        cv2.putText(label_bar, label_text(text), (i * (PANEL_WIDTH + 6) + 6, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45,
                     (220, 220, 220), 1, cv2.LINE_AA)
     header = np.full((24 * len(lines) + 10, body.shape[1], 3), 0, np.uint8)
     header[:] = (20, 90, 30) if ok else (120, 25, 25)
     for i, text in enumerate(lines):
-        cv2.putText(header, text, (8, 24 * (i + 1)), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 1,
+        cv2.putText(header, label_text(text), (8, 24 * (i + 1)), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 1,
                     cv2.LINE_AA)
     return np.concatenate([header, label_bar, body], axis=0)

@@ -18,8 +18,8 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass, field, replace
-
 from pathlib import Path
+from typing import Iterable
 
 import cv2
 import numpy as np
@@ -290,12 +290,13 @@ def pair_from_registered(
 
 def write_simulated_dataset(
     out: str | os.PathLike,
-    scenes: list[tuple[str, np.ndarray]],
+    scenes: Iterable[tuple[str, np.ndarray]],
     base: CaptureSpec,
     seed: int = 0,
     vary: bool = True,
 ) -> dict[str, Truth]:
-    """Simulate one capture pair per ``(name, scene)`` and write ``out/LR/<name>.png``,
+    """Simulate one capture pair per ``(name, scene)`` (any iterable: a generator renders each scene
+    only when its pair is due) and write ``out/LR/<name>.png``,
     ``out/HR/<name>.png`` and ``out/truth.json`` (the :class:`Truth` of each pair, by name).
 
     With ``vary`` each pair draws its own rotation (+-1.5 deg), tilt, offset (+-3 % of the LR

@@ -15,7 +15,7 @@ from realsr.manifest import MANIFEST_NAME, shard_manifest_name
 from realsr.parallel import parse_shard
 from realsr.raw import RawOptions
 
-from .common import overwrite_option, shard_option, summary_line, workers_option
+from .common import Finite, overwrite_option, shard_option, summary_line, workers_option
 from .main import EXIT_ITEMS_FAILED, EXIT_OK, cli
 
 D = AlignParams()
@@ -28,29 +28,29 @@ D = AlignParams()
               help="Output dataset folder (HR/, LR/, previews/, manifest.json).")
 @click.option("--scale", type=click.IntRange(min=1), required=True,
               help="Output scale: HR is exactly SCALE times LR (2, 3, 4, 8 ...).")
-@click.option("--zoom", type=click.FloatRange(min=0, min_open=True), default=None,
+@click.option("--zoom", type=Finite(min=0, min_open=True), default=None,
               help="Expected focal-length ratio HR/LR when it differs from SCALE (e.g. 2.9).",
               show_default="SCALE")
-@click.option("--zoom-tolerance", type=click.FloatRange(min=0), default=D.zoom_tolerance,
+@click.option("--zoom-tolerance", type=Finite(min=0), default=D.zoom_tolerance,
               help="Reject pairs whose measured zoom differs from the expected one by more (relative).")
 @click.option("--lr-suffix", default="", help="Suffix of LR stems to strip before pairing (e.g. 'L' for 001L.png).")
 @click.option("--hr-suffix", default="", help="Suffix of HR stems to strip before pairing (e.g. 'H').")
 @click.option("--model", type=click.Choice(MODELS), default=D.model, help="Geometric model.")
 @click.option("--robust", type=click.Choice(METHODS), default=D.method,
               help="Robust estimator (OpenCV USAC MAGSAC++ or RANSAC).")
-@click.option("--ratio", type=click.FloatRange(0, 1, min_open=True), default=D.ratio, help="Lowe ratio-test threshold.")
+@click.option("--ratio", type=Finite(0, 1, min_open=True), default=D.ratio, help="Lowe ratio-test threshold.")
 @click.option("--max-features", type=click.IntRange(min=0), default=D.max_features,
               help="SIFT keypoints kept per image (0 = all).")
 @click.option("--coarse-size", type=click.IntRange(min=64), default=D.coarse_size,
               help="Coarse matching works with the LR reduced to at most this many pixels per side.")
 @click.option("--work-size", type=click.IntRange(min=64), default=D.work_size,
               help="Refinement works with the LR crop reduced to at most this many pixels per side.")
-@click.option("--blur", type=click.FloatRange(min=0), default=D.blur,
+@click.option("--blur", type=Finite(min=0), default=D.blur,
               help="Gaussian sigma (LR pixels) applied to the HR before matching, to match the LR's sharpness.")
-@click.option("--crop", type=click.FloatRange(0, 0.25, max_open=True), default=D.crop,
+@click.option("--crop", type=Finite(0, 0.25, max_open=True), default=D.crop,
               help="Fraction of the crop removed per side each refinement round (drops distorted borders).")
 @click.option("--max-iters", type=click.IntRange(min=0), default=D.max_iters, help="Refinement rounds at most.")
-@click.option("--tol", type=click.FloatRange(min=0), default=D.tol,
+@click.option("--tol", type=Finite(min=0), default=D.tol,
               help="Stop refining when an update moves no crop corner by more than this (LR pixels).")
 @click.option("--refine", type=click.Choice(REFINE_MODES), default=D.refine,
               help="Dense sub-pixel refinement of the final crop: ECC homography plus a smooth displacement "
@@ -59,14 +59,14 @@ D = AlignParams()
               help="Polynomial degree of the displacement field (3 models radial distortion).")
 @click.option("--photometric", type=click.Choice(PHOTOMETRIC_MODES), default=D.photometric,
               help="Correct the LR's colours to the HR: 3x3 colour transfer, gain+offset, or nothing.")
-@click.option("--photometric-sigma", type=click.FloatRange(min=0), default=D.photometric_sigma,
+@click.option("--photometric-sigma", type=Finite(min=0), default=D.photometric_sigma,
               help="Low-pass (LR pixels) both images before fitting the photometric transfer (0 = as RealSR).")
 @click.option("--interpolation", type=click.Choice(INTERPOLATION_NAMES), default=D.interpolation,
               help="Resampling of the HR.")
 @click.option("--min-inliers", type=click.IntRange(min=0), default=D.min_inliers, help="Gate: minimum inlier matches.")
-@click.option("--max-residual", type=click.FloatRange(min=0), default=D.max_residual,
+@click.option("--max-residual", type=Finite(min=0), default=D.max_residual,
               help="Gate: maximum median residual misalignment (LR pixels) on the written pair.")
-@click.option("--min-psnr", type=float, default=D.min_psnr, help="Gate: minimum PSNR-Y (dB) of bicubic-downscaled HR vs LR.")
+@click.option("--min-psnr", type=Finite(), default=D.min_psnr, help="Gate: minimum PSNR-Y (dB) of bicubic-downscaled HR vs LR.")
 @click.option("--raw-linear", is_flag=True, help="Develop RAW files to linear RGB instead of sRGB gamma.")
 @click.option("--raw-bits", type=click.Choice(["16", "8"]), default="16", help="Bit depth of developed RAW files.")
 @click.option("--preview/--no-preview", default=True, help="Write previews/<name>.png for each pair.")

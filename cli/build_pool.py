@@ -13,7 +13,7 @@ from realsr.errors import UsageError
 from realsr.parallel import parse_shard
 from realsr.raw import RawOptions
 
-from .common import overwrite_option, shard_option, summary_line
+from .common import Finite, overwrite_option, shard_option, summary_line
 from .main import EXIT_ITEMS_FAILED, EXIT_OK, cli
 
 K = KernelGANParams()
@@ -42,7 +42,7 @@ N = NoiseParams()
               help="'mixed': the official loss (targets sum the colour channels); 'per-channel': each channel from itself.")
 @click.option("--d-init", type=click.Choice(D_INITS), default=K.d_init, show_default=True,
               help="'official': D keeps PyTorch's default init as the official code does in effect; 'xavier': as it intends.")
-@click.option("--lambda-bicubic", type=click.FloatRange(min=0), default=K.lambda_bicubic, show_default=True,
+@click.option("--lambda-bicubic", type=Finite(min=0), default=K.lambda_bicubic, show_default=True,
               help="Initial weight of the bicubic-similarity loss (Tencent/Real-SR's copy used 20).")
 @click.option("--g-structure", default=",".join(map(str, K.g_structure)), show_default=True,
               help="G's layer sizes; the kernel is their sum minus (layers - 1) px wide (official 13). "
@@ -51,9 +51,9 @@ N = NoiseParams()
               help="Pixels cut from each side before estimation (official: 10 unless --real).")
 @click.option("--noise-patch", type=click.IntRange(min=2), default=N.patch, show_default=True, help="Noise patch size (px).")
 @click.option("--noise-stride", type=click.IntRange(min=1), default=N.stride, show_default=True, help="Noise grid stride (px).")
-@click.option("--noise-max-var", type=click.FloatRange(min=0), default=N.max_var, show_default=True,
+@click.option("--noise-max-var", type=Finite(min=0), default=N.max_var, show_default=True,
               help="Keep patches whose gray variance (0-255 scale) is below this.")
-@click.option("--noise-min-mean", type=float, default=N.min_mean, show_default=True,
+@click.option("--noise-min-mean", type=Finite(), default=N.min_mean, show_default=True,
               help="...and whose gray mean is above this (Real-SR: 50 for real photos, 0 for DF2K).")
 @click.option("--noise-local", type=click.IntRange(min=0), default=N.local, show_default=True,
               help="GCBD local check: sub-patch size (0 = off, as Real-SR).")

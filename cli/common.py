@@ -2,9 +2,25 @@
 
 from __future__ import annotations
 
+import math
+
 import click
 
 from realsr.parallel import default_workers
+
+
+class Finite(click.FloatRange):
+    """A float option (optionally bounded, as :class:`click.FloatRange`) that refuses NaN and
+    infinity: a comparison with NaN is always false, so a plain range check lets it through and it
+    would silently switch a gate off or reach the arithmetic."""
+
+    name = "finite float"
+
+    def convert(self, value, param, ctx):  # type: ignore[override]
+        rv = super().convert(value, param, ctx)
+        if not math.isfinite(rv):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return rv
 
 
 def workers_option(f):

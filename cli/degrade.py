@@ -16,7 +16,7 @@ from realsr.parallel import parse_shard, select_shard
 from realsr.raw import RawOptions
 from realsr.resize import METHODS
 
-from .common import overwrite_option, shard_option, summary_line, workers_option
+from .common import Finite, overwrite_option, shard_option, summary_line, workers_option
 from .main import EXIT_ITEMS_FAILED, EXIT_OK, cli
 
 C = ClassicParams()
@@ -83,7 +83,7 @@ def _load_highorder(path: Path | None) -> HighOrderParams:
 @click.option("--cleanup", type=click.Choice(CLEANUPS), default="off", show_default=True,
               help="Real-SR's source clean-up (MATLAB bicubic x1/2) before degrading: 'replace' the HR by it, "
                    "or 'add' it as an extra pair <name>_clean.")
-@click.option("--blur-sigma", nargs=2, type=float, default=C.sigma, show_default=True,
+@click.option("--blur-sigma", nargs=2, type=Finite(), default=C.sigma, show_default=True,
               help="classic: Gaussian blur std range (HR px).")
 @click.option("--kernel-size", type=click.IntRange(min=1), default=C.kernel_size, show_default=True,
               help="classic: Gaussian kernel support (odd).")
@@ -93,11 +93,11 @@ def _load_highorder(path: Path | None) -> HighOrderParams:
               help="classic: widen the downscaling kernel (MATLAB antialiasing).")
 @click.option("--noise", "noise_kinds", default=",".join(C.noise), show_default=True,
               help=f"classic: noise kinds drawn from ({', '.join(NOISE_CHOICES)}).")
-@click.option("--noise-sigma", nargs=2, type=float, default=C.gaussian_sigma, show_default=True,
+@click.option("--noise-sigma", nargs=2, type=Finite(), default=C.gaussian_sigma, show_default=True,
               help="classic: Gaussian noise std range (0-255).")
-@click.option("--poisson-peak", nargs=2, type=float, default=C.poisson_peak, show_default=True,
+@click.option("--poisson-peak", nargs=2, type=Finite(), default=C.poisson_peak, show_default=True,
               help="classic: Poisson photon-count scale range (y = Poisson(peak x) / peak).")
-@click.option("--jpeg-prob", type=click.FloatRange(0, 1), default=C.jpeg_prob, show_default=True,
+@click.option("--jpeg-prob", type=Finite(0, 1), default=C.jpeg_prob, show_default=True,
               help="classic: probability of a JPEG step.")
 @click.option("--jpeg-quality", nargs=2, type=int, default=C.jpeg_quality, show_default=True,
               help="classic: JPEG quality range.")

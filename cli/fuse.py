@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from .common import summary_line
+from .common import Finite, summary_line
 from .main import EXIT_OK, cli
 
 
@@ -35,7 +35,7 @@ class _Weights(click.ParamType):
                    "input's weight a (the second gets 1 - a), else one weight per input, summing to 1.")
 @click.option("--beta", type=_Weights(), default="0.5", show_default=True,
               help="Weights when the median Y is at least --gamma (as --alpha).")
-@click.option("--gamma", type=float, default=64.0, show_default=True,
+@click.option("--gamma", type=Finite(), default=64.0, show_default=True,
               help="Threshold on the median Y, 0-255 scale of --luma.")
 @click.option("--luma", type=click.Choice(["studio", "full"]), default="studio", show_default=True,
               help="Y convention: studio = MATLAB rgb2ycbcr (16-235, as realsr eval); full = 255 x "

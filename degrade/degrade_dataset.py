@@ -25,7 +25,8 @@ import numpy as np
 from realsr.atomic import remove_stale_temporaries
 from realsr.errors import RealsrError, UsageError
 from realsr.images import read_image, write_png
-from realsr.manifest import MANIFEST_NAME, Manifest, merge_shards, resume_manifest, shard_manifest_name
+from realsr.manifest import (MANIFEST_NAME, Manifest, check_dataset_folder, merge_shards, resume_manifest,
+                             shard_manifest_name)
 from realsr.parallel import default_workers, parallel_map, select_shard
 from realsr.raw import RawOptions
 
@@ -261,14 +262,10 @@ def degrade_dataset(
     mpath = out / (MANIFEST_NAME if n == 1 else shard_manifest_name(k, n))
     run_params = settings.to_json()
     manifest = Manifest("degrade", settings.scale, run_params)
-    resume_manifest(manifest, mpath, overwrite, lambda name: _remove_pair(out, name))
     sources = usable_sources(sources, [out / "realism.png", out / "realism.json"],
                              names=lambda s: pair_names(s, settings.cleanup))
-    for s in sources:  # pairs are written to OUT/HR and OUT/LR: a source there would be overwritten
-        where = Path(s.path).resolve().parent
-        if where in ((out / "HR").resolve(), (out / "LR").resolve()):
-            raise UsageError(f"source {s.path} lies in the output's {where.name}/ folder, where degrade writes its "
-                             "pairs; use another -o")
+    check_dataset_folder(out, [s.path for s in sources], overwrite)
+    resume_manifest(manifest, mpath, overwrite, lambda name: _remove_pair(out, name))
     mine = select_shard(sources, k, n)
     todo = [s for s in mine
             if overwrite or not all(_is_finished(manifest.pairs.get(nm), out, s) for nm in pair_names(s, settings.cleanup))]

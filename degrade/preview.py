@@ -12,6 +12,8 @@ import math
 import cv2
 import numpy as np
 
+from realsr.images import label_text
+
 from .noise import zero_mean
 from .pool import Pool
 
@@ -23,7 +25,7 @@ MAX_TILES = 48
 
 def _text(img: np.ndarray, lines: list[str], y0: int) -> None:
     for i, t in enumerate(lines):
-        cv2.putText(img, t[:22], (4, y0 + 12 * (i + 1)), cv2.FONT_HERSHEY_SIMPLEX, 0.33, (230, 230, 230), 1,
+        cv2.putText(img, label_text(t[:22]), (4, y0 + 12 * (i + 1)), cv2.FONT_HERSHEY_SIMPLEX, 0.33, (230, 230, 230), 1,
                     cv2.LINE_AA)
 
 
@@ -63,7 +65,7 @@ def _grid(tiles: list[np.ndarray], cols: int) -> np.ndarray:
 
 def _header(width: int, text: str) -> np.ndarray:
     bar = np.full((26, width, 3), (20, 60, 90), np.uint8)
-    cv2.putText(bar, text, (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
+    cv2.putText(bar, label_text(text), (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
     return bar
 
 

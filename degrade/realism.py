@@ -30,7 +30,7 @@ from scipy.special import ndtr
 from realsr.atomic import write_json_atomic
 from realsr.color import rgb_to_gray
 from realsr.errors import ImageReadError, UsageError
-from realsr.images import as_rgb, is_image_file, read_image, write_png
+from realsr.images import as_rgb, is_image_file, label_text, read_image, write_png
 
 from .preview import _grid, _header
 
@@ -500,7 +500,7 @@ def centre_crop(img: np.ndarray, size: int = CROP) -> np.ndarray:
 
 
 def _put(img: np.ndarray, text: str, org: tuple[int, int], colour=(230, 230, 230), scale: float = 0.42) -> None:
-    cv2.putText(img, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, colour, 1, cv2.LINE_AA)
+    cv2.putText(img, label_text(text), org, cv2.FONT_HERSHEY_SIMPLEX, scale, colour, 1, cv2.LINE_AA)
 
 
 def _crop_tile(img: np.ndarray, label: str) -> np.ndarray:

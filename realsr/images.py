@@ -229,3 +229,10 @@ def from_float(img: np.ndarray, dtype: np.dtype | type) -> np.ndarray:
     m = max_value(dtype)
     out = np.clip(img, 0.0, 1.0) * np.float32(m) + np.float32(0.5)
     return np.floor(out, out=out).astype(dtype)
+
+
+def label_text(text: str) -> str:
+    """``text`` as printable ASCII for ``cv2.putText`` (its Hershey fonts draw nothing else): other
+    characters become ``?``. File names that are not valid UTF-8 reach Python as lone surrogates,
+    which crash OpenCV's text drawing (a segmentation fault), so every label goes through this."""
+    return "".join(c if " " <= c <= "~" else "?" for c in str(text))

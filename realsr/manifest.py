@@ -213,6 +213,9 @@ def previous_entries(own: Path, main: Path, load: Callable[[Path], T], settings:
                 kept.update(entries(old))
             continue
         if not overwrite:
+            if isinstance(found, dict) and found.get("stage") != new_settings.get("stage"):
+                raise UsageError(f"output folder holds a {what} made by '{found.get('stage')}', not by "
+                                 f"'{new_settings.get('stage')}'; use another -o (or --overwrite)", path)
             raise UsageError(f"output folder holds a {what} made with other settings "
                              f"({settings_differences(found, new_settings)}); use --overwrite or another -o", path)
         stale += list(entries(old).values())
@@ -232,3 +235,25 @@ def resume_manifest(manifest: Manifest, own: Path, overwrite: bool, remove_pair:
         name = str(e.get("name", ""))
         if name and Path(name).name == name:
             remove_pair(name)
+
+
+def check_dataset_folder(out: Path, inputs: Iterable[str | os.PathLike | None], overwrite: bool,
+                         subfolders: tuple[str, ...] = ("HR", "LR")) -> None:
+    """Refuse (:class:`UsageError`) to start a pair-dataset run in ``out`` when it would destroy
+    files it did not make: an input file lying in one of ``out``'s ``subfolders`` (the run writes
+    its pairs there, so it would overwrite or re-read its own input), or, unless ``overwrite``,
+    image files in those subfolders while ``out`` holds no realsr record (``manifest.json`` or a
+    shard's): they are someone else's, and same-named pairs would replace them."""
+    from .images import is_image_file
+
+    dirs = [(out / d).resolve() for d in subfolders]
+    for f in inputs:
+        if f is not None and Path(f).resolve().parent in dirs:
+            raise UsageError(f"input {f} lies in the output's {Path(f).resolve().parent.name}/ folder, where this "
+                             "run writes its pairs; use another -o", out)
+    if overwrite or (out / MANIFEST_NAME).exists() or shard_manifests(out):
+        return
+    for d in dirs:
+        if d.is_dir() and any(is_image_file(p) for p in d.iterdir()):
+            raise UsageError(f"{d.name}/ already holds images that no realsr manifest lists; use another -o "
+                             "(or --overwrite to replace same-named files)", out)

@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 
 from realsr.color import rgb_to_y
-from realsr.images import to_float
+from realsr.images import label_text, to_float
 
 LABELS = ("LR", "bicubic", "SR", "HR")
 
@@ -29,7 +29,7 @@ def most_different_box(sr: np.ndarray, bicubic: np.ndarray, size: int, scale: in
 
 def _label(panel: np.ndarray, text: str) -> np.ndarray:
     strip = np.full((18, panel.shape[1], 3), 255, np.uint8)
-    cv2.putText(strip, text, (3, 13), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (0, 0, 0), 1, cv2.LINE_AA)
+    cv2.putText(strip, label_text(text), (3, 13), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (0, 0, 0), 1, cv2.LINE_AA)
     return np.concatenate([strip, panel], axis=0)
 
 

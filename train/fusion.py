@@ -269,7 +269,7 @@ def fuse_folders(inputs: Sequence[Any], out: Any, rule: FusionRule = FusionRule(
     Names, sizes (from the file headers) and weights are checked before anything is written, each
     failure as one :class:`~realsr.errors.UsageError` naming the file: missing or extra names,
     images of different sizes, an HR that is not the SR size (up to 15 px larger is mod-cropped),
-    ``out`` being an input, an ``out`` that already holds a fusion (unless ``overwrite``). A file
+    ``out`` being an input, the reference or the HR folder, an ``out`` that already holds a fusion (unless ``overwrite``). A file
     damaged past its header stops the run at that image (:class:`~realsr.errors.ImageReadError`;
     no fuse.json is written, so a re-run needs no ``overwrite``). Outputs have the bit depth of the
     first input's image."""
@@ -286,9 +286,11 @@ def fuse_folders(inputs: Sequence[Any], out: Any, rule: FusionRule = FusionRule(
     out = Path(out)
     dirs = [Path(d) for d in inputs]
     roles = [f"input {k + 1}" for k in range(len(dirs))]
-    for k, d in enumerate(dirs):
+    given = [(d, r) for d, r in zip(dirs, roles)] + [(Path(f), r) for f, r in ((reference, "the reference folder"),
+                                                                           (hr, "the HR folder")) if f is not None]
+    for d, role in given:  # writing there would overwrite the images being fused or scored against
         if d.exists() and out.exists() and d.resolve() == out.resolve():
-            raise UsageError(f"the output folder is {roles[k]}; write the fusion elsewhere", out)
+            raise UsageError(f"the output folder is {role}; write the fusion elsewhere", out)
     for k, d in enumerate(dirs):
         if any(d.resolve() == e.resolve() for e in dirs[:k] if d.exists() and e.exists()):
             raise UsageError(f"{roles[k]} is given twice", d)

@@ -396,3 +396,60 @@ def test_simulate_options_and_determinism(tmp_path):
     write_png(photo, synthetic_scene(300, 400, seed=5))
     assert _run("simulate", photo, "-o", tmp_path / "d", "--lr-size", "200x150") == 0
     assert (tmp_path / "d" / "HR" / "photo.png").exists()
+
+
+def test_inputs_and_foreign_files_in_the_output_folder_are_safe(captures, tmp_path, capsys):
+    """`align same/LR same/HR -o same` (simulate's layout) would overwrite the HR captures with the
+    aligned crops: refused before anything is written. An OUT whose HR/ holds images no manifest
+    lists is refused unless --overwrite. A file name that is not valid UTF-8 gets a preview (OpenCV's
+    text drawing crashed on it)."""
+    same = tmp_path / "same"
+    for side in ("LR", "HR"):
+        (same / side).mkdir(parents=True)
+        shutil.copy(captures / side / "p0.png", same / side / "p0.png")
+    before = (same / "HR" / "p0.png").read_bytes()
+    assert _run("align", same / "LR", same / "HR", "-o", same, "--scale", "2") == 2
+    assert "lies in the output's LR/ folder" in capsys.readouterr().err
+    assert (same / "HR" / "p0.png").read_bytes() == before and not (same / "manifest.json").exists()
+    foreign = tmp_path / "foreign"
+    (foreign / "HR").mkdir(parents=True)
+    (foreign / "HR" / "p0.png").write_bytes(before)
+    args = ["align", captures / "LR" / "p0.png", captures / "HR" / "p0.png", "-o", foreign, "--scale", "2"]
+    assert _run(*args) == 2
+    assert "holds images that no realsr manifest lists" in capsys.readouterr().err
+    assert (foreign / "HR" / "p0.png").read_bytes() == before
+    assert _run(*args, "--overwrite") == 0
+    odd = tmp_path / "odd"
+    name = b"caf\xe9 x.png"  # Latin-1, not UTF-8
+    try:
+        for side in ("LR", "HR"):
+            (odd / side).mkdir(parents=True)
+            Path(os.fsdecode(bytes(odd / side) + b"/" + name)).write_bytes((captures / side / "p0.png").read_bytes())
+    except (OSError, UnicodeError):
+        pytest.skip("this file system does not take non-UTF-8 names")
+    out = tmp_path / "o"
+    assert _run("align", odd / "LR", odd / "HR", "-o", out, "--scale", "2", "--workers", "1") == 0
+    assert len(list((out / "previews").iterdir())) == 1
+
+
+def test_simulate_refuses_to_mix_or_lose_captures(tmp_path, capsys):
+    out = tmp_path / "s"
+    small = ["--lr-size", "64x48"]
+    assert _run("simulate", "-o", out, "--count", "2", *small) == 0
+    truth = (out / "truth.json").read_bytes()
+    assert _run("simulate", "-o", out, "--count", "1", "--zoom", "4", *small) == 2  # would mix zoom 2 and 4
+    assert "already holds captures" in capsys.readouterr().err and (out / "truth.json").read_bytes() == truth
+    assert _run("simulate", "-o", out, "--count", "1", "--zoom", "4", *small, "--overwrite") == 0
+    assert sorted(p.name for p in (out / "HR").iterdir()) == ["scene000.png"]
+    assert list(json.loads((out / "truth.json").read_text())) == ["scene000"]
+    a, b = tmp_path / "a", tmp_path / "b"
+    for d in (a, b):
+        d.mkdir()
+        write_png(d / "img.png", synthetic_scene(120, 160, seed=1))
+    assert _run("simulate", a, b, "-o", tmp_path / "d", *small) == 2  # two photos called img
+    assert "two photos are called 'img'" in capsys.readouterr().err
+    for bad in (["--seed", "-1"], ["--zoom", "nan"], ["--zoom", "inf"], ["--distortion", "nan"]):
+        assert _run("simulate", "-o", tmp_path / "x", *small, *bad) == 2, bad
+    assert _run("align", out / "LR", out / "HR", "-o", tmp_path / "al", "--scale", "2",
+                "--zoom-tolerance", "nan") == 2  # NaN would switch the scale gate off
+    assert not (tmp_path / "x").exists() and not (tmp_path / "al").exists()

@@ -202,6 +202,10 @@ def test_fuse_cli_bad_inputs(two, tmp_path, capsys):
     fails(a, b, "-o", out, "--beta", "0.2,0.3,0.5", match="beta: 3 weights for 2 images")
     fails(a, b, "-o", out, "--alpha", "x", match="Invalid value for '--alpha'")
     fails(a, b, "-o", a, match="the output folder is input 1")
+    hr = _folder(tmp_path / "HRo", {"dark": _flat(1), "bright": _flat(1)})
+    fails(a, b, "-o", hr, "--hr", hr, match="the output folder is the HR folder")  # it would overwrite the truth
+    fails(a, b, "-o", hr, "--reference", hr, match="the output folder is the reference folder")
+    assert (read_image(hr / "dark.png") == 1).all()
     fails(a, b, "-o", out, "--hr", _folder(tmp_path / "H", {"dark": _flat(1, 32, 32), "bright": _flat(1)}),
           "--crop-border", 1, match="HR 32x32 does not fit the SR size 8x8")
     fails(a, b, "-o", out, "--hr", a, match="image bright (8x8) is too small for crop border 4")

@@ -9,7 +9,7 @@ from PIL import Image
 
 from realsr.atomic import TMP_PREFIX, atomic_path, remove_stale_temporaries, write_bytes_atomic
 from realsr.errors import ImageReadError
-from realsr.images import apply_exif_orientation, encode_png, from_float, read_image, to_float, write_png
+from realsr.images import apply_exif_orientation, encode_png, from_float, label_text, read_image, to_float, write_png
 from realsr.raw import RawOptions
 
 
@@ -204,3 +204,9 @@ def test_corrupt_raw_raises(tmp_path, shared):
     t.write_bytes(src.read_bytes()[:5000])
     with pytest.raises(ImageReadError):
         read_image(t)
+
+
+def test_label_text_is_printable_ascii():
+    """OpenCV's putText crashes (segfault) on lone surrogates, which non-UTF-8 file names become."""
+    assert label_text("scene 1: OK (x2)") == "scene 1: OK (x2)"
+    assert label_text(os.fsdecode(b"caf\xe9") + " \u00fc\U0001f600\n") == "caf? ???"

@@ -65,6 +65,8 @@ def test_a_run_checks_every_record_in_the_folder_before_it_starts(tmp_path):
     same = Manifest("degrade", 2, {"seed": 0, "mode": "classic"})
     assert _previous(tmp_path, same, own=shard_manifest_name(2, 2)) == ({}, [])  # another shard's entries: not kept
     assert _previous(tmp_path, same, own=shard_manifest_name(1, 2))[0].keys() == {"a"}  # its own: kept
+    with pytest.raises(UsageError, match="made by 'degrade', not by 'align'"):
+        _previous(tmp_path, Manifest("align", 2, {}), own=shard_manifest_name(2, 2))
     kept, stale = _previous(tmp_path, new, own=shard_manifest_name(2, 2), overwrite=True)
     assert kept == {} and [e["name"] for e in stale] == ["a"]
     assert not (tmp_path / shard_manifest_name(1, 2)).exists()
