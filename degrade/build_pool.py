@@ -17,7 +17,7 @@ import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 from tqdm import tqdm
@@ -76,7 +76,7 @@ def discover_sources(paths: list[str | Path]) -> list[Source]:
     return out
 
 
-def usable_sources(sources: list[Source], own_files: list[Path] = (),
+def usable_sources(sources: list[Source], own_files: Sequence[Path] = (),
                    names: Callable[[Source], list[str]] = lambda s: [s.name]) -> list[Source]:
     """The sources a run can use without clobbering anything: a source whose output names
     (``names(source)``, by default its stem) are already taken by an earlier one is skipped with a

@@ -193,8 +193,9 @@ def previous_entries(own: Path, main: Path, load: Callable[[Path], T], settings:
     """What a run starting in ``main.parent`` finds there: ``(kept, stale)``.
 
     ``kept``: the entries of its own record ``own`` (``main`` or a shard's), when that was made with
-    the same settings (``settings(record) == new_settings``): a resumed run skips them. Every record in the folder (``main`` and every
-    shard's, ``<stem>.shard-K-of-N.json``) is checked before any work: one made with other settings
+    the same settings (``settings(record) == new_settings``): a resumed run skips them. Every
+    record in the folder (``main`` and every shard's, ``<stem>.shard-K-of-N.json``) is checked
+    before any work: one made with other settings
     is refused with :class:`UsageError` naming the file and what differs (``what`` names the output:
     "dataset", "pool"), unless ``overwrite``; then that record is deleted (it could never be merged
     with the new run's) and its entries are returned as ``stale``, so that the caller removes their
