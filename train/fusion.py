@@ -269,9 +269,10 @@ def fuse_folders(inputs: Sequence[Any], out: Any, rule: FusionRule = FusionRule(
     Names, sizes (from the file headers) and weights are checked before anything is written, each
     failure as one :class:`~realsr.errors.UsageError` naming the file: missing or extra names,
     images of different sizes, an HR that is not the SR size (up to 15 px larger is mod-cropped),
-    ``out`` being an input, the reference or the HR folder, an ``out`` that already holds a fusion (unless ``overwrite``). A file
-    damaged past its header stops the run at that image (:class:`~realsr.errors.ImageReadError`;
-    no fuse.json is written, so a re-run needs no ``overwrite``). Outputs have the bit depth of the
+    ``out`` being an input, the reference or the HR folder, an ``out`` that already holds a fusion
+    (unless ``overwrite``). A file damaged past its header stops the run at that image
+    (:class:`~realsr.errors.ImageReadError`; no fuse.json is written, so a re-run needs no
+    ``overwrite``). Outputs have the bit depth of the
     first input's image."""
     from pathlib import Path
 
@@ -286,8 +287,8 @@ def fuse_folders(inputs: Sequence[Any], out: Any, rule: FusionRule = FusionRule(
     out = Path(out)
     dirs = [Path(d) for d in inputs]
     roles = [f"input {k + 1}" for k in range(len(dirs))]
-    given = [(d, r) for d, r in zip(dirs, roles)] + [(Path(f), r) for f, r in ((reference, "the reference folder"),
-                                                                           (hr, "the HR folder")) if f is not None]
+    extra = ((reference, "the reference folder"), (hr, "the HR folder"))
+    given = list(zip(dirs, roles)) + [(Path(f), r) for f, r in extra if f is not None]
     for d, role in given:  # writing there would overwrite the images being fused or scored against
         if d.exists() and out.exists() and d.resolve() == out.resolve():
             raise UsageError(f"the output folder is {role}; write the fusion elsewhere", out)
