@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from realsr.errors import UsageError
-from realsr.images import is_image_file
+from realsr.images import folder_images
 
 
 @dataclass(frozen=True)
@@ -33,9 +33,7 @@ def _stem(path: Path, suffix: str) -> str | None:
 
 def _index(folder: Path, suffix: str) -> dict[str, list[Path]]:
     out: dict[str, list[Path]] = {}
-    for p in sorted(folder.iterdir()):
-        if p.name.startswith(".") or not p.is_file() or not is_image_file(p):
-            continue
+    for p in folder_images(folder):
         s = _stem(p, suffix)
         if s is not None:
             out.setdefault(s, []).append(p)
@@ -70,6 +68,8 @@ def discover_pairs(
         if not p.exists():
             raise UsageError("source not found", p)
     if lr_p.is_file() and hr_p.is_file():
+        if lr_p.resolve() == hr_p.resolve():
+            raise UsageError("LR and HR are the same file: give the wide-angle capture and the zoomed one", lr_p)
         name = _stem(lr_p, lr_suffix) or lr_p.stem
         return [PairSource(_check_name(name, str(lr_p)), str(lr_p), str(hr_p))]
     if not (lr_p.is_dir() and hr_p.is_dir()):

@@ -49,6 +49,8 @@ def eval_command(ctx: click.Context, model: str, lr_dir: Path, hr_dir: Path | No
 
     if (lpips_lin is None) != (lpips_alex is None):
         raise UsageError("LPIPS needs both --lpips-lin and --lpips-alex (nothing is downloaded)")
+    if hr_dir is None and not ((lr_dir / "LR").is_dir() and (lr_dir / "HR").is_dir()):
+        raise UsageError("give LR_DIR and HR_DIR, or a pair dataset folder with LR/ and HR/", lr_dir)
     net, iopts = make_inference(model, arch, scale, tile, overlap, batch, ensemble, device, precision, half)
     pairs = find_pairs(lr_dir, hr_dir)
     lp = None
@@ -77,7 +79,10 @@ def eval_command(ctx: click.Context, model: str, lr_dir: Path, hr_dir: Path | No
     def fmt(d: dict) -> str:
         return " ".join(f"{k} {v:.4f}" for k, v in d.items() if isinstance(v, float))
 
-    click.echo(f"realsr: {net.arch} x{net.scale}: {fmt(m)} | bicubic: {fmt(b)}", err=True)
+    if report["images"]:
+        click.echo(f"realsr: {net.arch} x{net.scale}: {fmt(m)} | bicubic: {fmt(b)}", err=True)
+    else:
+        click.echo(f"realsr: no pair could be scored (reasons in {out / 'eval.json'})", err=True)
     for name, sc in (m.get("branches") or {}).items():
         click.echo(f"realsr:   branch {name}: {fmt(sc)}", err=True)
     click.echo(summary_line(report["counts"], str(out)), err=True)

@@ -58,12 +58,21 @@ def _register() -> None:
 _register()
 
 
+def _resume_hint(argv: list[str]) -> str:
+    """How to continue an interrupted command: train continues with ``--resume`` (without it, the
+    run folder is refused as holding a run); every other command resumes when run again."""
+    command = next((a for a in argv if not a.startswith("-")), None)
+    if command == "train" and "--resume" not in argv:
+        return "continue from the last checkpoint with: realsr train -o RUN --resume"
+    return "re-run the same command to resume"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the group, map errors to one line and an exit code."""
     try:
         rv = cli.main(args=argv, prog_name="realsr", standalone_mode=False)
     except (click.exceptions.Abort, KeyboardInterrupt):
-        click.echo("realsr: interrupted (re-run the same command to resume)", err=True)
+        click.echo(f"realsr: interrupted ({_resume_hint(sys.argv[1:] if argv is None else argv)})", err=True)
         return EXIT_INTERRUPTED
     except click.ClickException as e:
         e.show()

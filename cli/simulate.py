@@ -8,7 +8,7 @@ import click
 
 from realsr.capture_align.simulate import CaptureSpec, write_simulated_dataset
 from realsr.errors import UsageError
-from realsr.images import IMAGE_EXTENSIONS, read_image
+from realsr.images import IMAGE_EXTENSIONS, folder_images, read_image
 from realsr.synthetic import synthetic_scene
 
 from .common import Finite
@@ -55,7 +55,7 @@ def simulate_cmd(photos: tuple[Path, ...], out: Path, zoom: float, lr_size: str,
     """
     files: list[Path] = []
     for p in photos:
-        files += sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_EXTENSIONS) if p.is_dir() else [p]
+        files += folder_images(p) if p.is_dir() else [p]
     if photos and not files:
         raise UsageError("no photos found", ", ".join(map(str, photos)))
     seen: dict[str, Path] = {}

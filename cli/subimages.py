@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from .common import summary_line
+from .common import overwrite_option, summary_line
 from .main import EXIT_ITEMS_FAILED, EXIT_OK, cli
 
 
@@ -19,11 +19,13 @@ from .main import EXIT_ITEMS_FAILED, EXIT_OK, cli
 @click.option("--step", type=click.IntRange(1), default=240, help="Distance between sub-images in HR pixels.")
 @click.option("--min-rest", type=click.IntRange(0), default=0,
               help="Add a crop flush with the far edge when more than this many pixels would be left out.")
+@overwrite_option
 @click.pass_context
-def subimages_command(ctx: click.Context, dataset: Path, out: Path, scale: int | None, crop: int, step: int, min_rest: int) -> int:
+def subimages_command(ctx: click.Context, dataset: Path, out: Path, scale: int | None, crop: int, step: int, min_rest: int,
+                      overwrite: bool) -> int:
     """Cut every pair of DATASET (HR/ + LR/) into overlapping aligned crops, written as the pair
     dataset OUT: faster training on large photos with `data.in_memory: false`. Re-running skips
-    finished sources."""
+    finished sources; --overwrite redoes them (and replaces crops made with other settings)."""
     from tqdm import tqdm
 
     from realsr.errors import UsageError
@@ -36,7 +38,7 @@ def subimages_command(ctx: click.Context, dataset: Path, out: Path, scale: int |
             raise UsageError("give --scale (DATASET has no readable manifest.json)", dataset) from None
     bar = tqdm(desc="subimages", unit="pair", leave=False, disable=not ctx.obj.get("progress", True))
     try:
-        man = extract_subimages(dataset, out, scale, crop, step, min_rest, progress=lambda _: bar.update(1))
+        man = extract_subimages(dataset, out, scale, crop, step, min_rest, overwrite, progress=lambda _: bar.update(1))
     finally:
         bar.close()
     counts = man.counts()

@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from realsr.atomic import atomic_path, remove_stale_temporaries
 from realsr.errors import RealsrError, UsageError
-from realsr.images import is_image_file, read_image, write_png
+from realsr.images import folder_images, is_image_file, read_image, write_png
 from realsr.manifest import previous_entries
 from realsr.parallel import default_workers, parallel_map, select_shard
 from realsr.raw import RawOptions
@@ -55,7 +55,7 @@ def discover_sources(paths: list[str | Path]) -> list[Source]:
     files: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
-            files += sorted(q for q in p.iterdir() if q.is_file() and is_image_file(q))
+            files += folder_images(p)
         elif p.suffix.lower() == ".txt":
             try:
                 lines = p.read_text(encoding="utf-8").splitlines()

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from realsr.errors import UsageError
+from realsr import devices
 
 from .kernels import bicubic_kernel
 from .kernelgan_params import BICUBIC_LOSSES, D_INITS, FORWARDS, KernelGANParams, prepare_image  # noqa: F401
@@ -381,20 +381,8 @@ def _bicubic_targets(gx: torch.Tensor, p: KernelGANParams) -> torch.Tensor:
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
     """``"auto"``/None -> CUDA when present, else CPU; otherwise the named device, which must exist
-    (raises :class:`~realsr.errors.UsageError`)."""
-    if device is None or str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as e:
-        raise UsageError(f"unknown device {device!r} ({e})") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise UsageError(f"device {device!r} requested but CUDA is not available")
-    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise UsageError(f"device {device!r} requested but only {torch.cuda.device_count()} CUDA device(s) exist")
-    if dev.type == "mps" and not torch.backends.mps.is_available():
-        raise UsageError(f"device {device!r} requested but MPS is not available")
-    return dev
+    (raises :class:`~realsr.errors.UsageError`; :func:`realsr.devices.resolve_device`)."""
+    return devices.resolve_device(device, auto=("cuda",))
 
 
 def train_kernelgan(

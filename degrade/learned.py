@@ -215,19 +215,9 @@ class DSGANDegrader:
 
 
 def _resolve_device(spec: str) -> "torch.device":
-    import torch
+    from realsr.devices import resolve_device
 
-    if spec == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(spec)
-    except RuntimeError as e:
-        raise UsageError(f"unknown device {spec!r} ({e})") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise UsageError(f"--device {spec} asked for, but CUDA is not available here")
-    if dev.type not in ("cpu", "cuda"):
-        raise UsageError(f"--device must be auto, cpu, cuda or cuda:N, got {spec!r}")
-    return dev
+    return resolve_device(spec, auto=("cuda",), allowed=("cpu", "cuda"))
 
 
 def load_dsgan_degrader(spec: LearnedSpec) -> DSGANDegrader:
@@ -245,14 +235,14 @@ def load_dsgan_degrader(spec: LearnedSpec) -> DSGANDegrader:
 def source_files(folder: str | Path) -> list[Path]:
     """The image files of a folder of real LR photos (its ``LR/`` subfolder when it has one),
     sorted by name; :class:`UsageError` when the folder is missing or holds no image."""
-    from realsr.images import is_image_file
+    from realsr.images import folder_images
 
     root = Path(folder)
     if not root.is_dir():
         raise UsageError("folder of real LR photos (--source) not found", root)
     if (root / "LR").is_dir():
         root = root / "LR"
-    files = sorted(p for p in root.iterdir() if p.is_file() and is_image_file(p))
+    files = folder_images(root)
     if not files:
         raise UsageError("no images in the folder of real LR photos (--source)", root)
     return files

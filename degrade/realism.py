@@ -30,7 +30,7 @@ from scipy.special import ndtr
 from realsr.atomic import write_json_atomic
 from realsr.color import rgb_to_gray
 from realsr.errors import ImageReadError, UsageError
-from realsr.images import as_rgb, is_image_file, label_text, read_image, write_png
+from realsr.images import as_rgb, folder_images, label_text, read_image, write_png
 
 from .preview import _grid, _header
 
@@ -632,8 +632,7 @@ def _items(source: Any, role: str, exclude: Path) -> tuple[list[tuple[str, Any]]
             raise UsageError(f"{role} folder does not exist", p)
         if p.is_file():
             return [(str(p), p)], str(p)
-        files = sorted(f for f in p.iterdir() if f.is_file() and is_image_file(f) and not f.name.startswith(".")
-                       and f.resolve() != exclude)
+        files = [f for f in folder_images(p) if f.resolve() != exclude]
         if not files:
             raise UsageError(f"{role} folder holds no image files", p)
         return [(f.name, f) for f in files], str(p)

@@ -41,6 +41,15 @@ def is_image_file(path: str | os.PathLike) -> bool:
     return Path(path).suffix.lower() in IMAGE_EXTENSIONS
 
 
+def folder_images(folder: str | os.PathLike) -> list[Path]:
+    """The image files directly in ``folder`` (not recursive), sorted by name. Hidden files (names
+    starting with a dot) are left out: the temporaries of an interrupted realsr run
+    (``.realsr-tmp-*``, half written) and the ``._name.png`` resource forks macOS leaves on shared
+    drives carry image extensions but are not images."""
+    return sorted(p for p in Path(folder).iterdir()
+                  if not p.name.startswith(".") and p.is_file() and is_image_file(p))
+
+
 def read_image(path: str | os.PathLike, raw: RawOptions | None = None, keep_alpha: bool = False) -> np.ndarray:
     """Read an image file as ``(H, W, 3)`` RGB ``uint8`` or ``uint16`` (``(H, W, 4)`` RGBA when
     ``keep_alpha`` and the file has alpha).

@@ -238,23 +238,33 @@ def resume_manifest(manifest: Manifest, own: Path, overwrite: bool, remove_pair:
             remove_pair(name)
 
 
+def check_inputs_outside(out: Path, inputs: Iterable[str | os.PathLike | None], subfolders: Iterable[str]) -> None:
+    """Refuse (:class:`UsageError`) an input file lying directly in one of ``out``'s ``subfolders``
+    (``"."``: ``out`` itself), where the run writes its results: it would overwrite its own input,
+    or take it for a finished result, or read its results back as inputs next time."""
+    dirs = {(out / d).resolve(): d for d in subfolders}
+    for f in inputs:
+        if f is None:
+            continue
+        d = dirs.get(Path(f).resolve().parent)
+        if d is not None:
+            where = "the output folder" if d in ("", ".") else f"the output's {d}/ folder"
+            raise UsageError(f"input {f} lies in {where}, where this run writes its results; use another -o", out)
+
+
 def check_dataset_folder(out: Path, inputs: Iterable[str | os.PathLike | None], overwrite: bool,
                          subfolders: tuple[str, ...] = ("HR", "LR")) -> None:
     """Refuse (:class:`UsageError`) to start a pair-dataset run in ``out`` when it would destroy
-    files it did not make: an input file lying in one of ``out``'s ``subfolders`` (the run writes
-    its pairs there, so it would overwrite or re-read its own input), or, unless ``overwrite``,
-    image files in those subfolders while ``out`` holds no realsr record (``manifest.json`` or a
-    shard's): they are someone else's, and same-named pairs would replace them."""
-    from .images import is_image_file
+    files it did not make: an input file lying in one of ``out``'s ``subfolders``
+    (:func:`check_inputs_outside`), or, unless ``overwrite``, image files in those subfolders while
+    ``out`` holds no realsr record (``manifest.json`` or a shard's): they are someone else's, and
+    same-named pairs would replace them."""
+    from .images import folder_images
 
-    dirs = [(out / d).resolve() for d in subfolders]
-    for f in inputs:
-        if f is not None and Path(f).resolve().parent in dirs:
-            raise UsageError(f"input {f} lies in the output's {Path(f).resolve().parent.name}/ folder, where this "
-                             "run writes its pairs; use another -o", out)
+    check_inputs_outside(out, inputs, subfolders)
     if overwrite or (out / MANIFEST_NAME).exists() or shard_manifests(out):
         return
-    for d in dirs:
-        if d.is_dir() and any(is_image_file(p) for p in d.iterdir()):
-            raise UsageError(f"{d.name}/ already holds images that no realsr manifest lists; use another -o "
+    for d in subfolders:
+        if (out / d).is_dir() and folder_images(out / d):
+            raise UsageError(f"{d}/ already holds images that no realsr manifest lists; use another -o "
                              "(or --overwrite to replace same-named files)", out)

@@ -13,6 +13,7 @@ processes and accumulation steps together), so a recipe means the same on 1 or 8
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import types
 import typing
@@ -510,6 +511,16 @@ def load_config(path: str | os.PathLike | None, overrides: list[str] | tuple[str
         raise
 
 
+def _non_finite(tree: Any, where: str = "") -> list[tuple[str, float]]:
+    """``(dotted key, value)`` of every NaN or infinite float in a nested dict/list (a YAML ``.nan``
+    passes every range check, since comparisons with NaN are false, and would reach the optimiser)."""
+    if isinstance(tree, float):
+        return [] if math.isfinite(tree) else [(where, tree)]
+    items = tree.items() if isinstance(tree, dict) else enumerate(tree) if isinstance(tree, (list, tuple)) else ()
+    return [hit for k, v in items for hit in _non_finite(v, f"{where}.{k}" if where and isinstance(k, str)
+                                                      else f"{where}[{k}]" if where else str(k))]
+
+
 def check(cfg: TrainConfig) -> None:
     """Consistency rules that single fields cannot express."""
     def bad(msg: str) -> None:
@@ -517,6 +528,8 @@ def check(cfg: TrainConfig) -> None:
 
     if cfg.scale < 1:
         bad(f"scale must be >= 1, got {cfg.scale}")
+    for where, value in _non_finite(to_dict(cfg)):
+        bad(f"{where} must be a finite number, got {value}")
     d = cfg.data
     if d.patch_size < cfg.scale or d.patch_size % cfg.scale:
         bad(f"data.patch_size ({d.patch_size}) must be a positive multiple of the scale ({cfg.scale})")
@@ -549,6 +562,8 @@ def check(cfg: TrainConfig) -> None:
         o = getattr(cfg.optim, name)
         if len(o.betas) != 2 or o.lr <= 0:
             bad(f"optim.{name}: lr must be > 0 and betas two numbers")
+        if not all(isinstance(b, (int, float)) and not isinstance(b, bool) and 0 <= b < 1 for b in o.betas):
+            bad(f"optim.{name}.betas must be two numbers in [0, 1), got {o.betas}")
     s = cfg.optim.schedule
     if any(not isinstance(m, int) for m in s.milestones):
         bad("optim.schedule.milestones must be integers")

@@ -73,8 +73,8 @@ def load_items(folder: str | os.PathLike, scale: int, patch_size: int, paired: b
             raise UsageError("a pair dataset needs HR/ and LR/ folders (or set data.degradation to degrade HR images on the fly)", folder)
         pairs = find_pairs(folder)
         for p in pairs:
-            if p.hr is None:
-                skipped.append(f"{p.name}: no HR")
+            if p.hr is None or p.lr is None:
+                skipped.append(f"{p.name}: no {'HR' if p.hr is None else 'LR'} image with this name")
                 continue
             try:
                 lr, hr = read_image(p.lr), read_image(p.hr)
@@ -208,11 +208,14 @@ class ValPair:
 
 def load_val(folder: str | os.PathLike, scale: int, max_images: int = 0, crop: int = 0) -> list[ValPair]:
     """Validation pairs of a pair dataset (``HR/`` + ``LR/``), optionally centre-cropped to ``crop``
-    HR pixels per side (a multiple of ``scale``) and limited to ``max_images``."""
+    HR pixels per side (a multiple of ``scale``) and limited to ``max_images``. Unreadable pairs,
+    images without a partner and pairs too small to score (HR under ``2 * scale + 11`` px per side)
+    are skipped with a warning; none left is a :class:`UsageError`. A scale mismatch is one too."""
     folder = _data_folder(folder, scale, "validation data")
     out = []
     for p in find_pairs(folder):
-        if p.hr is None:
+        if p.hr is None or p.lr is None:
+            log.warning("validation image skipped: %s: no %s image with this name", p.name, "HR" if p.hr is None else "LR")
             continue
         try:
             lr, hr = read_image(p.lr), read_image(p.hr)
@@ -228,6 +231,11 @@ def load_val(folder: str | os.PathLike, scale: int, max_images: int = 0, crop: i
             y, x = max(0, (h - lc) // 2), max(0, (w - lc) // 2)
             lr = lr[y:y + lc, x:x + lc]
             hr = hr[y * scale:(y + lr.shape[0]) * scale, x * scale:(x + lr.shape[1]) * scale]
+        if min(hr.shape[:2]) - 2 * scale < 11:  # the eval protocol: border = scale, 11x11 SSIM window
+            log.warning("validation image skipped: %s: HR %dx%d is too small to score (at least %d px per side: "
+                        "the %d-px border and the 11-px SSIM window)", p.name, hr.shape[1], hr.shape[0],
+                        2 * scale + 11, scale)
+            continue
         out.append(ValPair(p.name, lr, hr))
         if max_images and len(out) >= max_images:
             break

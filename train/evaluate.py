@@ -22,10 +22,10 @@ from typing import Any, Callable
 
 import numpy as np
 
-from realsr.atomic import write_bytes_atomic, write_json_atomic
+from realsr.atomic import remove_stale_temporaries, write_bytes_atomic, write_json_atomic
 from realsr.errors import RealsrError, UsageError
-from realsr.images import IMAGE_EXTENSIONS, from_float, read_image, to_float, write_png
-from realsr.manifest import file_sha256
+from realsr.images import folder_images, from_float, read_image, to_float, write_png
+from realsr.manifest import check_inputs_outside, file_sha256
 from realsr.resize import imresize
 
 from . import metrics
@@ -40,16 +40,16 @@ EVAL_JSON, EVAL_CSV = "eval.json", "eval.csv"
 
 @dataclass(frozen=True)
 class Pair:
-    """One LR image and its HR reference (None when missing)."""
+    """One LR image and its HR reference; either is None when the other has no partner (such a
+    pair is reported as failed or skipped by every reader, never dropped silently)."""
 
     name: str
-    lr: Path
+    lr: Path | None
     hr: Path | None
 
 
-def image_files(folder: Path) -> list[Path]:
-    """The image files directly in ``folder``, sorted by name."""
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+#: the image files directly in a folder, sorted, hidden files left out (realsr.images.folder_images)
+image_files = folder_images
 
 
 def _loose(stem: str) -> str:
@@ -61,13 +61,14 @@ def _loose(stem: str) -> str:
 
 
 def find_pairs(lr_dir: str | os.PathLike, hr_dir: str | os.PathLike | None = None) -> list[Pair]:
-    """Pairs by stem between ``lr_dir`` and ``hr_dir``; with ``hr_dir`` None, ``lr_dir`` is a pair
-    dataset (``LR/`` and ``HR/`` inside). Stems that do not match exactly are matched after dropping
-    LR/HR markers and scale tags. An LR image without HR gives ``hr=None`` (reported as failed)."""
+    """Pairs by stem between ``lr_dir`` and ``hr_dir``, sorted by name; with ``hr_dir`` None,
+    ``lr_dir`` is a pair dataset (``LR/`` and ``HR/`` inside). Stems that do not match exactly are
+    matched after dropping LR/HR markers and scale tags. An LR image without HR gives ``hr=None``, an
+    HR image no LR image matched gives ``lr=None`` (named by its own stem)."""
     lr_dir = Path(lr_dir)
     if hr_dir is None:
         if not (lr_dir / "LR").is_dir() or not (lr_dir / "HR").is_dir():
-            raise UsageError("give LR_DIR and HR_DIR, or a pair dataset folder with LR/ and HR/", lr_dir)
+            raise UsageError("not a pair dataset folder (it needs LR/ and HR/ inside)", lr_dir)
         lr_dir, hr_dir = lr_dir / "LR", lr_dir / "HR"
     hr_dir = Path(hr_dir)
     for d in (lr_dir, hr_dir):
@@ -82,7 +83,11 @@ def find_pairs(lr_dir: str | os.PathLike, hr_dir: str | os.PathLike | None = Non
     for p in hrs:
         k = _loose(p.stem)
         loose[k] = None if k in loose else p  # ambiguous loose names match nothing
-    return [Pair(p.stem, p, exact.get(p.stem) or loose.get(_loose(p.stem))) for p in lrs]
+    pairs = [Pair(p.stem, p, exact.get(p.stem) or loose.get(_loose(p.stem))) for p in lrs]
+    used = {p.hr for p in pairs}
+    taken = {p.name for p in pairs}
+    pairs += [Pair(p.stem if p.stem not in taken else f"{p.stem} (HR)", None, p) for p in hrs if p not in used]
+    return sorted(pairs, key=lambda p: p.name)
 
 
 def fit_hr(hr: np.ndarray, lr_shape: tuple[int, ...], scale: int) -> np.ndarray:
@@ -138,6 +143,8 @@ def evaluate_pair(model: SRNet, pair: Pair, out_dir: Path, opts: EvalOptions, lp
     Writes the SR image and the comparison crop. Raises RealsrError / ValueError for a bad pair."""
     if pair.hr is None:
         raise ValueError("no HR image with this name")
+    if pair.lr is None:
+        raise ValueError("no LR image with this name")
     s = model.scale
     lr = read_image(pair.lr)
     hr = fit_hr(read_image(pair.hr), lr.shape, s)
@@ -233,9 +240,13 @@ def evaluate(model: SRNet, pairs: list[Pair], out_dir: str | os.PathLike, opts: 
              progress: Callable[[Pair], None] | None = None) -> dict[str, Any]:
     """Evaluate every pair (a failing pair is recorded under "failed" and the rest go on); returns and
     writes the report. ``model_info`` (file, digest ...) goes into the report and decides, with the
-    settings, whether a previous report in ``out_dir`` can be resumed."""
+    settings, whether a previous report in ``out_dir`` can be resumed. An input image lying in a
+    folder the run writes (``SR/``, ``compare/``, ``branches/``) is refused (:class:`UsageError`)."""
     out_dir = Path(out_dir)
+    check_inputs_outside(out_dir, [f for p in pairs for f in (p.lr, p.hr)], ["SR", "compare", "branches"])
     out_dir.mkdir(parents=True, exist_ok=True)
+    if remove_stale_temporaries(out_dir):
+        log.info("removed temporary files left by an interrupted run")
     border = model.scale if opts.crop_border is None else opts.crop_border
     settings = {"model": model_info or {"arch": model.arch, "arch_args": model.arch_args},
                 "scale": model.scale, "ensemble": opts.infer.ensemble, "precision": opts.infer.precision,

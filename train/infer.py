@@ -27,7 +27,8 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
-from realsr.errors import UsageError
+from realsr import devices
+from realsr.errors import RealsrError, UsageError
 from realsr.images import from_float, to_float
 
 from .models import SRNet
@@ -62,20 +63,9 @@ class InferOptions:
 
 
 def resolve_device(spec: str = "auto") -> torch.device:
-    """``auto`` -> cuda if available, else mps if available, else cpu; other strings as torch reads them."""
-    if spec == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        dev = torch.device(spec)
-    except RuntimeError as e:
-        raise UsageError(f"unknown device {spec!r} ({e})") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise UsageError("--device cuda asked for, but CUDA is not available here")
-    return dev
+    """``auto`` -> cuda if available, else mps if available, else cpu; other strings as torch reads
+    them, checked to exist (:func:`realsr.devices.resolve_device`)."""
+    return devices.resolve_device(spec, auto=("cuda", "mps"))
 
 
 def resolve_dtype(precision: str, device: torch.device) -> torch.dtype:
@@ -178,8 +168,12 @@ def _model_on(model: SRNet, device: torch.device, dtype: torch.dtype) -> Iterato
 def upscale_tensor(model: SRNet, lr: torch.Tensor, options: InferOptions = InferOptions(),
                    on_backoff: Callable[[int, int], None] | None = None) -> torch.Tensor:
     """Super-resolve ``lr`` (1, C, h, w) float32 RGB in [0, 1] on the CPU; returns (1, C, s*h, s*w)
-    float32 in [0, 1] (clamped) on the CPU. Out-of-memory on the device halves the tile batch, then
+    float32 in [0, 1] (clamped) on the CPU; an image under ``model.min_input_size`` px per side is a
+    :class:`~realsr.errors.RealsrError`. Out-of-memory on the device halves the tile batch, then
     the tile size (down to :data:`MIN_TILE`), and retries; ``on_backoff(tile, batch)`` is told."""
+    if min(lr.shape[-2:]) < model.min_input_size:
+        raise RealsrError(f"image {lr.shape[-1]}x{lr.shape[-2]} px is too small for {model.arch} (at least "
+                          f"{model.min_input_size} px per side)")
     device = resolve_device(options.device)
     dtype = resolve_dtype(options.precision, device)
     x = lr.float() * model.pixel_range

@@ -18,7 +18,7 @@ import torch
 import torch.nn as nn
 
 from realsr.errors import UsageError
-from realsr.train.weights import load_state
+from realsr.train.weights import load_error_detail, load_state
 
 #: the reference code's input normalisation for [-1, 1] RGB
 SHIFT = (-0.030, -0.088, -0.188)
@@ -63,7 +63,7 @@ class LPIPS(nn.Module):
             try:
                 self.features.load_state_dict(feats, strict=True)
             except RuntimeError as e:
-                raise UsageError(f"not torchvision AlexNet weights ({str(e).splitlines()[0]})", backbone_path) from None
+                raise UsageError(f"not torchvision AlexNet weights ({load_error_detail(e)})", backbone_path) from None
         elif not random_backbone:
             raise UsageError("LPIPS needs AlexNet weights: give a torchvision alexnet state dict "
                              "(e.g. alexnet-owt-7be5be79.pth); nothing is downloaded")

@@ -15,9 +15,10 @@ import os
 from pathlib import Path
 from typing import Callable
 
+from realsr.atomic import remove_stale_temporaries
 from realsr.errors import ImageReadError, UsageError
 from realsr.images import read_image, write_png
-from realsr.manifest import MANIFEST_NAME, Manifest
+from realsr.manifest import MANIFEST_NAME, Manifest, check_dataset_folder, resume_manifest
 
 from .evaluate import find_pairs, fit_hr
 
@@ -34,39 +35,49 @@ def crop_positions(length: int, crop: int, step: int, min_rest: int = 0) -> list
     return pos
 
 
+def _remove_crop(out: Path, name: str) -> None:
+    for sub in ("HR", "LR"):
+        (out / sub / f"{name}.png").unlink(missing_ok=True)
+
+
 def extract_subimages(dataset: str | os.PathLike, out: str | os.PathLike, scale: int, crop: int = 480,
-                      step: int = 240, min_rest: int = 0, progress: Callable[[str], None] | None = None) -> Manifest:
+                      step: int = 240, min_rest: int = 0, overwrite: bool = False,
+                      progress: Callable[[str], None] | None = None) -> Manifest:
     """Write the sub-image pair dataset of ``dataset`` (``HR/`` + ``LR/``) to ``out``.
 
     ``crop``, ``step``, ``min_rest`` in HR pixels, multiples of ``scale``. Sources already done
-    (recorded in ``out/manifest.json``) are skipped; unreadable or wrong-sized pairs are recorded as
-    failed (name = the source stem) and the rest go on.
+    (recorded in ``out/manifest.json``) are skipped unless ``overwrite``; unreadable, unpaired or
+    wrong-sized pairs are recorded as failed (name = the source stem) and the rest go on. An ``out``
+    whose HR/ or LR/ holds the inputs, or images no manifest lists, is refused
+    (:func:`realsr.manifest.check_dataset_folder`); one made with other settings needs ``overwrite``,
+    which removes its crops.
     """
     if crop % scale or step % scale or crop <= 0 or step <= 0:
         raise UsageError(f"--crop ({crop}) and --step ({step}) must be positive multiples of the scale ({scale})")
     out = Path(out)
-    params = {"source": str(dataset), "crop": crop, "step": step, "min_rest": min_rest}
+    pairs = find_pairs(dataset)
+    check_dataset_folder(out, [f for p in pairs for f in (p.lr, p.hr)], overwrite)
+    if remove_stale_temporaries(out):
+        log.info("removed temporary files left by an interrupted run")
     path = out / MANIFEST_NAME
-    man = Manifest("subimages", scale, params)
-    if path.exists():
-        old = Manifest.load(path)
-        if old.scale != scale or old.params != params:
-            raise UsageError("the output folder holds sub-images made with other settings", out)
-        man = old
-    done_sources = {e.get("source") for e in man.pairs.values() if e["status"] == "ok"}
-    for pair in find_pairs(dataset):
+    man = Manifest("subimages", scale, {"source": str(dataset), "crop": crop, "step": step, "min_rest": min_rest})
+    resume_manifest(man, path, overwrite, lambda name: _remove_crop(out, name))
+    done_sources = set() if overwrite else {e.get("source") for e in man.pairs.values() if e["status"] == "ok"}
+    for pair in pairs:
         if pair.name in done_sources:
             continue
+        for name in [n for n, e in man.pairs.items() if e.get("source") == pair.name]:  # a redo replaces all
+            _remove_crop(out, name)
+            del man.pairs[name]
         try:
-            if pair.hr is None:
-                raise ValueError("no HR image")
+            if pair.hr is None or pair.lr is None:
+                raise ValueError(f"no {'HR' if pair.hr is None else 'LR'} image with this name")
             lr, hr = read_image(pair.lr), read_image(pair.hr)
             hr = fit_hr(hr, lr.shape, scale)
         except (ImageReadError, ValueError) as e:
             man.set(pair.name, "failed", str(e), source=pair.name)
             log.warning("pair %s: %s", pair.name, e)
             continue
-        man.pairs.pop(pair.name, None)
         ys = crop_positions(hr.shape[0], crop, step, min_rest)
         xs = crop_positions(hr.shape[1], crop, step, min_rest)
         if not ys or not xs:

@@ -34,9 +34,10 @@ import torch
 import torch.distributed as dist
 import torch.nn as nn
 
-from realsr.atomic import write_bytes_atomic
+from realsr.atomic import remove_stale_temporaries, write_bytes_atomic
 from realsr.errors import RealsrError, UsageError
 from realsr.images import from_float, to_float, write_png
+from realsr.manifest import settings_differences
 
 from . import checkpoint as ckpt
 from .config import TrainConfig, dump_yaml, to_dict
@@ -49,8 +50,15 @@ from .metrics import psnr, ssim
 from .model_files import load_model, save_model
 from .models import SRNet, build
 from .models.discriminators import build_discriminator
+from .weights import load_error_detail
 
 log = logging.getLogger("realsr.train")
+
+
+#: config keys (per section) that a resume may change without changing what is trained
+RESUME_FREE = {"optim": ("iterations", "generator", "discriminator", "convergence"),
+               "data": ("workers", "prefetch", "val", "val_images", "val_crop"),
+               "engine": ("device", "compile", "channels_last")}
 
 
 class TrainingError(RealsrError):
@@ -137,7 +145,7 @@ def init_generator_weights(model: SRNet, spec: str, strict: bool = True) -> None
         try:
             model.load_state_dict(state)
         except RuntimeError as e:
-            raise UsageError(f"the checkpoint's generator does not fit this model ({str(e).splitlines()[0]})", spec) from None
+            raise UsageError(f"the checkpoint's generator does not fit this model ({load_error_detail(e)})", spec) from None
         return
     if state is None:
         from .weights import load_state, read_safetensors
@@ -193,7 +201,7 @@ class Trainer:
                 try:
                     self.D.load_state_dict(load_state(cfg.discriminator.init, "discriminator weights"))
                 except RuntimeError as e:
-                    raise UsageError(f"discriminator weights do not fit ({str(e).splitlines()[0]})", cfg.discriminator.init) from None
+                    raise UsageError(f"discriminator weights do not fit ({load_error_detail(e)})", cfg.discriminator.init) from None
         self.G.to(self.device).train()
         if self.D is not None:
             self.D.to(self.device).train()
@@ -325,7 +333,8 @@ class Trainer:
         if resume:
             found = ckpt.latest_checkpoint(self.ckpt_dir)
             if found is None:
-                raise UsageError("nothing to resume: no readable checkpoint", self.ckpt_dir)
+                raise UsageError("nothing to resume: no readable checkpoint (start again: CONFIG -o RUN --overwrite)",
+                                 self.ckpt_dir)
             self._resume_state, path = found
             log.info("resuming from %s", path)
         elif (ckpt.list_checkpoints(self.ckpt_dir) or (self.run_dir / "log.jsonl").exists()) and not overwrite:
@@ -343,6 +352,9 @@ class Trainer:
             raise UsageError(f"the {cfg.discriminator.arch} discriminator takes {size}x{size} inputs but data.patch_size "
                              f"is {d.patch_size} (set discriminator.args.input_size or the patch size)")
         lr_patch = d.patch_size // cfg.scale
+        if lr_patch < self.G.min_input_size:
+            raise UsageError(f"data.patch_size ({d.patch_size}) gives {lr_patch}-px LR crops; {cfg.model.arch} needs "
+                             f"at least {self.G.min_input_size} px")
         for bank, what in ((getattr(self.noise, "bank", None), "data.noise_pool"),
                            (getattr(self.degrade, "bank", None), "data.degradation.pool")):
             if bank is not None and bank.min_size < lr_patch:
@@ -360,6 +372,8 @@ class Trainer:
         self._barrier()
         if self.main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
+            if remove_stale_temporaries(self.run_dir):
+                log.info("removed temporary files left by an interrupted run")
             write_bytes_atomic(self.run_dir / "config.yaml", dump_yaml(self.cfg).encode())
             if resume:
                 self._truncate_log(self.iteration)
@@ -438,8 +452,9 @@ class Trainer:
                     raise KeyError("cycle")
                 self.cycle.load_state_dict(st["cycle"])
         except (KeyError, RuntimeError, ValueError) as e:
-            raise UsageError(f"the checkpoint does not fit this configuration ({str(e).splitlines()[0]})",
+            raise UsageError(f"the checkpoint does not fit this configuration ({load_error_detail(e)})",
                              self.ckpt_dir) from None
+        self._warn_changed_settings(st.get("config"))
         self._apply_optim_config(self.opt_g, self.sched_g, self.cfg.optim.generator)
         if self.opt_d is not None:
             self._apply_optim_config(self.opt_d, self.sched_d, self.cfg.optim.discriminator)
@@ -448,6 +463,26 @@ class Trainer:
         torch.set_rng_state(st["rng"]["torch"])
         if "cuda" in st["rng"] and self.device.type == "cuda":
             torch.cuda.set_rng_state(st["rng"]["cuda"], self.device)
+
+    def _warn_changed_settings(self, saved: Any) -> None:
+        """Warn when a resumed run's config differs from the checkpoint's in what shapes the training
+        (seed, data, losses, model ...): the result is then no longer that of one uninterrupted run.
+        Changes a resume is meant for (iterations, logging, validation, workers, device) pass
+        silently; optimiser changes get their own warning."""
+        if not isinstance(saved, dict):
+            return
+
+        def shaping(c: dict[str, Any]) -> dict[str, Any]:
+            c = {k: dict(v) if isinstance(v, dict) else v for k, v in c.items() if k not in ("name", "log")}
+            for section, keys in RESUME_FREE.items():
+                for k in keys:
+                    c.get(section, {}).pop(k, None)
+            return c
+
+        old, new = shaping(saved), shaping(to_dict(self.cfg))
+        if old != new:
+            log.warning("resumed with changed settings (%s): the run is no longer the same as one uninterrupted run",
+                        settings_differences(old, new, limit=5))
 
     def _apply_optim_config(self, opt: torch.optim.Optimizer, sched: Any, o: Any) -> None:
         """After loading a checkpoint: the config's rate, betas and weight decay win (a resume may

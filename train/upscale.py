@@ -10,8 +10,10 @@ from typing import Any, Callable
 
 import numpy as np
 
+from realsr.atomic import remove_stale_temporaries
 from realsr.errors import RealsrError
 from realsr.images import from_float, read_image, to_float, write_png
+from realsr.manifest import check_inputs_outside
 from realsr.resize import imresize
 
 from .infer import InferOptions, upscale_image
@@ -35,8 +37,13 @@ def upscale_files(model: SRNet, sources: list[tuple[str, str]], out_dir: str | o
                   options: InferOptions = InferOptions(), overwrite: bool = False,
                   progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Upscale each (name, path) into ``out_dir/<name>.png``; finished outputs are skipped unless
-    ``overwrite``. Returns {"done": [...], "skipped": [...], "failed": [{"name", "reason", "file"}]}."""
+    ``overwrite``. Returns {"done": [...], "skipped": [...], "failed": [{"name", "reason", "file"}]}.
+    An input lying in ``out_dir`` is refused (:class:`UsageError`): its output would replace it, or
+    it would be taken for a finished output."""
     out_dir = Path(out_dir)
+    check_inputs_outside(out_dir, [path for _, path in sources], ["."])
+    if remove_stale_temporaries(out_dir):
+        log.info("removed temporary files left by an interrupted run")
     result: dict[str, Any] = {"done": [], "skipped": [], "failed": []}
     for name, path in sources:
         if progress:

@@ -33,6 +33,21 @@ def _unwrap(obj: object) -> object:
     return obj
 
 
+def load_error_detail(e: BaseException, lines: int = 3, width: int = 160) -> str:
+    """What went wrong in a ``load_state_dict`` (or a key look-up), for a one-line message: the
+    detail lines of PyTorch's "Error(s) in loading state_dict" (missing and unexpected keys, size
+    mismatches), at most ``lines`` of them, each cut to ``width`` characters, joined by "; "."""
+    found = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    if len(found) > 1 and found[0].startswith("Error(s) in loading state_dict"):
+        found = found[1:]
+    if isinstance(e, KeyError):
+        found = [f"missing {', '.join(found) or 'key'}"]
+    parts = [ln if len(ln) <= width else ln[:width - 3] + "..." for ln in found[:lines]]
+    if len(found) > lines:
+        parts.append(f"{len(found) - lines} more")
+    return "; ".join(parts) or type(e).__name__
+
+
 def load_state(path: str | os.PathLike, what: str = "weights") -> dict[str, torch.Tensor]:
     """A state dict of tensors from ``path`` (on CPU). :class:`UsageError` when the file is missing,
     unreadable, holds no tensor dict, or needs full unpickling (refused: unpickling can run code)."""

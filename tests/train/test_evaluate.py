@@ -38,8 +38,11 @@ def test_pairing_by_stem_loose_names_and_dataset_folders(tmp_path):
         write_png(lr / name, img)
     for name in ("0801.png", "b.png", "c_HR.png", "unused.png"):
         write_png(hr / name, img)
-    got = {p.name: (p.hr.name if p.hr else None) for p in find_pairs(lr, hr)}
-    assert got == {"0801x4": "0801.png", "b": "b.png", "c_LR": "c_HR.png", "orphan": None}
+    write_png(hr / ".realsr-tmp-x.png", img)  # a killed run's temporary, and a macOS resource fork:
+    write_png(lr / "._b.png", img)  # hidden files are never images
+    got = {p.name: (p.lr and p.lr.name, p.hr and p.hr.name) for p in find_pairs(lr, hr)}
+    assert got == {"0801x4": ("0801x4.png", "0801.png"), "b": ("b.png", "b.png"), "c_LR": ("c_LR.png", "c_HR.png"),
+                   "orphan": ("orphan.png", None), "unused": (None, "unused.png")}  # unpaired on either side: kept
     ds = _pairs(tmp_path / "ds", n=2)
     assert [p.name for p in find_pairs(ds)] == ["im0", "im1"]
     with pytest.raises(Exception, match="pair dataset"):

@@ -35,6 +35,11 @@ class SRNet(nn.Module):
     #: the scales the architecture can be built for
     scales: ClassVar[tuple[int, ...]] = (2, 3, 4)
 
+    @property
+    def min_input_size(self) -> int:
+        """The smallest input side (LR pixels) the network can process; 1 unless a global part needs more."""
+        return 1
+
     def __init__(self, scale: int):
         super().__init__()
         if scale not in self.scales:

@@ -129,7 +129,7 @@ def load_degradation(path: str | os.PathLike) -> DegradationNet:
     """A :class:`DegradationNet` from a file :func:`save_degradation` wrote (e.g.
     ``RUN/degradation.safetensors`` of a DDNSR run), in eval mode on the CPU. :class:`UsageError`
     for a missing or unreadable file, another kind of file, or weights that do not fit."""
-    from realsr.train.weights import read_safetensors
+    from realsr.train.weights import load_error_detail, read_safetensors
 
     state, meta = read_safetensors(path)
     if meta.get("format") != FORMAT or meta.get("arch") != ARCH:
@@ -140,5 +140,5 @@ def load_degradation(path: str | os.PathLike) -> DegradationNet:
         net = DegradationNet(**args)
         net.load_state_dict(state, strict=True)
     except (KeyError, TypeError, ValueError, RuntimeError) as e:
-        raise UsageError(f"the degradation network's weights do not fit its arguments ({str(e).splitlines()[0]})", path) from None
+        raise UsageError(f"the degradation network's weights do not fit its arguments ({load_error_detail(e)})", path) from None
     return net.eval()

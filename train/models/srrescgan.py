@@ -139,6 +139,11 @@ class SRResCGAN(SRNet):
         """``clip(x_up - P(z), 0, 255)`` with sigma from ``x_up``: the image-global part."""
         return (x_up - l2_project(z, wmad_sigma(x_up), self.alpha.to(z.device))).clamp(0.0, 255.0)
 
+    @property
+    def min_input_size(self) -> int:
+        """The noise estimate reflect-pads the output by 7 px (db7): the output side must exceed 7."""
+        return 7 // self.scale + 1
+
     def finish(self, y: torch.Tensor) -> torch.Tensor:
         return self._residual(y[:, :self.channels], y[:, self.channels:])
 

@@ -1,0 +1,53 @@
+"""Which torch device a ``--device`` / ``engine.device`` string means, checked to exist here."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .errors import UsageError
+
+if TYPE_CHECKING:  # torch is imported only when a device is resolved
+    import torch
+
+
+def _mps_available() -> bool:
+    import torch
+
+    mps = getattr(torch.backends, "mps", None)
+    return mps is not None and mps.is_available()
+
+
+def resolve_device(spec: "str | torch.device | None" = "auto", auto: tuple[str, ...] = ("cuda", "mps"),
+                   allowed: tuple[str, ...] | None = None) -> "torch.device":
+    """``"auto"`` (or None): the first of ``auto`` that is available here, else the CPU. Any other
+    string as torch reads it (``cpu``, ``cuda``, ``cuda:1``, ``mps`` ...), which must name a device
+    of a type in ``allowed`` (None: any) that exists here; :class:`UsageError` otherwise, saying why
+    (unknown name, no CUDA, no such CUDA index, PyTorch built without it)."""
+    import torch
+
+    if spec is None or str(spec) == "auto":
+        for kind in auto:
+            if kind == "cuda" and torch.cuda.is_available() or kind == "mps" and _mps_available():
+                return torch.device(kind)
+        return torch.device("cpu")
+    try:
+        dev = torch.device(spec)
+    except (RuntimeError, TypeError):
+        raise UsageError(f"unknown device {str(spec)!r} (auto, cpu, cuda, cuda:N or mps)") from None
+    if allowed is not None and dev.type not in allowed:
+        raise UsageError(f"device {str(spec)!r}: use auto or one of {', '.join(allowed)} here")
+    if dev.type == "cpu":
+        return dev
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UsageError(f"device {str(spec)!r} asked for, but CUDA is not available here")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise UsageError(f"device {str(spec)!r} asked for, but only {torch.cuda.device_count()} CUDA device(s) exist")
+        return dev
+    if dev.type == "mps" and not _mps_available():
+        raise UsageError(f"device {str(spec)!r} asked for, but MPS (Apple GPU) is not available here")
+    try:  # mps, xpu ...: a tiny allocation tells whether this PyTorch build and machine have it
+        torch.empty(1, device=dev)
+    except Exception as e:  # noqa: BLE001 -- RuntimeError or AssertionError, depending on the backend
+        raise UsageError(f"device {str(spec)!r} is not available here ({str(e).splitlines()[0][:120] if str(e) else type(e).__name__})") from None
+    return dev
