@@ -81,7 +81,8 @@ def align_pair(lr: np.ndarray, hr: np.ndarray, p: AlignParams) -> AlignResult:
     zoom = p.expected_zoom
     nan = float("nan")
     if est.lr_box is None:  # measured zoom out of tolerance: nothing is rendered
-        hint = " (LR and HR swapped?)" if est.zoom < 1.0 else ""
+        hint = (" (both captures show the same view: the same photo twice?)" if abs(est.zoom - 1.0) < 0.02
+                else " (LR and HR swapped?)" if est.zoom < 1.0 else "")
         reason = f"wrong scale: measured zoom {est.zoom:.3f}, expected {zoom:g} +/- {p.zoom_tolerance:.0%}{hint}"
         empty = np.zeros((0, 0, 3), lr.dtype)
         return AlignResult("rejected", reason, empty, empty, est.mapping, (0, 0, 0, 0), est.inliers, 0, est.zoom,

@@ -244,7 +244,13 @@ def estimate(lr_g: np.ndarray, hr_g: np.ndarray, p: AlignParams) -> Estimate:
         few = min(n_lr, n_hr)
         if few < 20:
             which = "LR" if n_lr <= n_hr else "HR"
-            raise AlignmentFailed(f"featureless image: only {few} SIFT keypoints in the {which} capture")
+            # the HR is matched shrunk by the expected zoom: a --scale far above the true zoom shrinks
+            # it to a few pixels, which looks featureless however detailed the capture is
+            f = min(1.0, p.coarse_size / max(lr_shape)) / zoom
+            small = which == "HR" and max(hr_shape) * f < 64
+            hint = (f" (matched shrunk by the expected zoom to {round(hr_shape[1] * f)}x{round(hr_shape[0] * f)} px: "
+                    "is --scale right?)") if small else ""
+            raise AlignmentFailed(f"featureless image: only {few} SIFT keypoints in the {which} capture{hint}")
         got = 0 if fit is None else fit.n_inliers
         raise AlignmentFailed(f"no overlap found: only {got} consistent feature matches")
     check_geometry(fit.matrix, hr_shape)

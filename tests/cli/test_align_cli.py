@@ -453,3 +453,19 @@ def test_simulate_refuses_to_mix_or_lose_captures(tmp_path, capsys):
     assert _run("align", out / "LR", out / "HR", "-o", tmp_path / "al", "--scale", "2",
                 "--zoom-tolerance", "nan") == 2  # NaN would switch the scale gate off
     assert not (tmp_path / "x").exists() and not (tmp_path / "al").exists()
+
+
+def test_the_same_photo_twice_and_a_far_too_large_scale_are_named(captures, tmp_path, capsys):
+    """Both used to get a misleading reason: "swapped?" for one view twice, "featureless" for a
+    --scale far above the zoom (the HR is matched shrunk by the scale, to a few pixels)."""
+    lr, hr = captures / "LR" / "p0.png", captures / "HR" / "p0.png"
+    assert _run("align", lr, lr, "-o", tmp_path / "a", "--scale", "2") == 2
+    assert "LR and HR are the same file" in capsys.readouterr().err
+    (tmp_path / "copy").mkdir()
+    shutil.copy(lr, tmp_path / "copy" / "p0.png")
+    assert _run("align", lr, tmp_path / "copy" / "p0.png", "-o", tmp_path / "b", "--scale", "2") == 0
+    reason = _entries(tmp_path / "b")["p0"]["reason"]
+    assert "measured zoom 1.000" in reason and "same photo twice" in reason and "swapped" not in reason, reason
+    assert _run("align", lr, hr, "-o", tmp_path / "c", "--scale", "16") == 1
+    reason = _entries(tmp_path / "c")["p0"]["reason"]
+    assert "featureless" in reason and "is --scale right?" in reason, reason
