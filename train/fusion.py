@@ -34,11 +34,14 @@ nothing is read, written or changed in place. :func:`fuse_folders` is the file s
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
+
+log = logging.getLogger("realsr.fuse")
 
 #: MATLAB rgb2ycbcr luma weights (Y on the 0-255 scale, plus 16): "studio" swing
 STUDIO_WEIGHTS = (65.481, 128.553, 24.966)
@@ -82,6 +85,10 @@ class FusionRule:
             vals = [v] if np.isscalar(v) else list(v)
             if not vals or not all(isinstance(x, (int, float, np.number)) and math.isfinite(float(x)) for x in vals):
                 raise ValueError(f"{name} must be a finite number or a list of finite numbers, not {v!r}")
+            every = vals + [1.0 - float(vals[0])] if len(vals) == 1 else vals  # a means (a, 1 - a)
+            if any(not 0.0 <= float(x) <= 1.0 for x in every):
+                log.warning("%s %s puts weights outside [0, 1]: the fusion extrapolates past the inputs "
+                            "(over-sharpening, halos) and is then clipped to [0, 1]", name, v)
 
     def weights(self, dark: bool, n: int) -> tuple[float, ...]:
         """The ``n`` weights of one regime (``alpha`` when ``dark``, else ``beta``)."""

@@ -66,15 +66,19 @@ def test_luma_and_source_options():
     assert out == pytest.approx(a)  # beta = 1: the first input
 
 
-def test_three_inputs_weights_and_clipping():
+def test_three_inputs_weights_and_clipping(caplog):
     imgs = [grey(0.2), grey(0.4), grey(0.9)]  # mean 0.5: Y 125.5
     rule = FusionRule(alpha=(0.2, 0.3, 0.5), beta=(0.5, 0.5, 0.0), gamma=200)
     out, info = fuse_info(imgs, rule)
     assert info["dark"] and info["weights"] == (0.2, 0.3, 0.5)
     assert out == pytest.approx(grey(0.2 * 0.2 + 0.3 * 0.4 + 0.5 * 0.9))
     assert fuse(imgs, FusionRule(alpha=(0.2, 0.3, 0.5), beta=(0.5, 0.5, 0.0), gamma=100)) == pytest.approx(grey(0.3))
-    # extrapolating weights are allowed (they still sum to 1); the result is clipped to [0, 1]
+    # extrapolating weights are allowed (they still sum to 1), with a warning; the result is clipped
+    caplog.set_level("WARNING", logger="realsr")
+    FusionRule(alpha=(0.2, 0.3, 0.5), beta=1.0)
+    assert "outside [0, 1]" not in caplog.text
     assert fuse([grey(0.9), grey(0.1)], FusionRule(alpha=2.0, gamma=255)) == pytest.approx(grey(1.0))
+    assert "alpha 2.0 puts weights outside [0, 1]" in caplog.text
     assert expand_weights(0.3, 2) == (0.3, 0.7) and expand_weights([0.3], 2) == (0.3, 0.7)
 
 
