@@ -82,6 +82,9 @@ def _clear_output(out: Path, overwrite: bool) -> None:
     if not held:
         return
     if not overwrite:
+        if not (out / "truth.json").exists():  # truth.json is written last
+            raise UsageError("output folder holds the captures of an unfinished simulation (no truth.json); "
+                             "start again with --overwrite, or use another -o", out)
         raise UsageError("output folder already holds captures (" + ", ".join(p.name for p in held)
                          + "); use --overwrite or another -o", out)
     for d in (out / "LR", out / "HR"):

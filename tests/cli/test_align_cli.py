@@ -442,6 +442,9 @@ def test_simulate_refuses_to_mix_or_lose_captures(tmp_path, capsys):
     assert _run("simulate", "-o", out, "--count", "1", "--zoom", "4", *small, "--overwrite") == 0
     assert sorted(p.name for p in (out / "HR").iterdir()) == ["scene000.png"]
     assert list(json.loads((out / "truth.json").read_text())) == ["scene000"]
+    (out / "truth.json").unlink()  # as a simulation killed before its end leaves it
+    assert _run("simulate", "-o", out, "--count", "1", "--zoom", "4", *small) == 2
+    assert "unfinished simulation (no truth.json); start again with --overwrite" in capsys.readouterr().err
     a, b = tmp_path / "a", tmp_path / "b"
     for d in (a, b):
         d.mkdir()
