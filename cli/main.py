@@ -63,7 +63,8 @@ def _resume_hint(argv: list[str]) -> str:
     run folder is refused as holding a run); every other command resumes when run again."""
     command = next((a for a in argv if not a.startswith("-")), None)
     if command == "train" and "--resume" not in argv:
-        return "continue from the last checkpoint with: realsr train -o RUN --resume"
+        return ("continue from the last checkpoint with: realsr train -o RUN --resume; "
+                "if none was saved yet, start again with --overwrite")
     return "re-run the same command to resume"
 
 

@@ -49,7 +49,7 @@ class KernelEstimate:
 
 def image_key(name: str) -> int:
     """A stable integer for an image name (its seed stream does not depend on list order)."""
-    return zlib.crc32(name.encode("utf-8"))
+    return zlib.crc32(name.encode("utf-8", "surrogateescape"))
 
 
 def _finish(raw: "RawEstimate", scale: int, params: KernelGANParams, checks: KernelChecks

@@ -37,9 +37,12 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         yield tmp_path
         os.chmod(tmp_path, 0o666 & ~_UMASK)
         os.replace(tmp_path, path)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
+        if isinstance(e, OSError) and e.filename is not None and Path(e.filename) == tmp_path:
+            # name the file being written, not its temporary (the user never sees that name)
+            raise OSError(e.errno, e.strerror, os.fspath(path)) from e
         raise
 
 

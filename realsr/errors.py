@@ -4,6 +4,7 @@ a one-line message and, where one is involved, the file it concerns; the CLI pri
 
 from __future__ import annotations
 
+import errno
 import os
 
 
@@ -25,3 +26,19 @@ class ImageReadError(RealsrError):
 
 class UsageError(RealsrError):
     """Bad options or unusable input for a whole command (exit code 2)."""
+
+
+#: errors of writing or reading one file that say nothing about the others (a name too long for the
+#: file system, a folder where a file should be, a name the file system cannot hold)
+_ONE_FILE_ERRNOS = frozenset({errno.ENAMETOOLONG, errno.EISDIR, errno.ENOTDIR, errno.EILSEQ, errno.EINVAL})
+
+
+def concerns_one_file(e: OSError) -> bool:
+    """True when ``e`` is a problem of one file (a run goes on with the next item), False when it
+    concerns the output as a whole (disk full, no permission, read-only file system: the run stops)."""
+    return e.errno in _ONE_FILE_ERRNOS
+
+
+def os_error_text(e: OSError) -> str:
+    """One line for an OSError: its message and the file it names."""
+    return f"{e.strerror or e}" + (f" ({e.filename})" if getattr(e, "filename", None) else "")

@@ -46,8 +46,9 @@ def folder_images(folder: str | os.PathLike) -> list[Path]:
     starting with a dot) are left out: the temporaries of an interrupted realsr run
     (``.realsr-tmp-*``, half written) and the ``._name.png`` resource forks macOS leaves on shared
     drives carry image extensions but are not images."""
+    # a dangling symbolic link is listed too, so that reading it reports it instead of losing it
     return sorted(p for p in Path(folder).iterdir()
-                  if not p.name.startswith(".") and p.is_file() and is_image_file(p))
+                  if not p.name.startswith(".") and (p.is_file() or p.is_symlink()) and is_image_file(p))
 
 
 def read_image(path: str | os.PathLike, raw: RawOptions | None = None, keep_alpha: bool = False) -> np.ndarray:

@@ -530,6 +530,8 @@ def check(cfg: TrainConfig) -> None:
         bad(f"scale must be >= 1, got {cfg.scale}")
     for where, value in _non_finite(to_dict(cfg)):
         bad(f"{where} must be a finite number, got {value}")
+    if isinstance(cfg.seed, bool) or not 0 <= cfg.seed < 2**63:
+        bad(f"seed must be an integer in [0, 2^63), got {cfg.seed}")
     d = cfg.data
     if d.patch_size < cfg.scale or d.patch_size % cfg.scale:
         bad(f"data.patch_size ({d.patch_size}) must be a positive multiple of the scale ({cfg.scale})")
@@ -564,7 +566,11 @@ def check(cfg: TrainConfig) -> None:
             bad(f"optim.{name}: lr must be > 0 and betas two numbers")
         if not all(isinstance(b, (int, float)) and not isinstance(b, bool) and 0 <= b < 1 for b in o.betas):
             bad(f"optim.{name}.betas must be two numbers in [0, 1), got {o.betas}")
+        if o.weight_decay < 0:
+            bad(f"optim.{name}.weight_decay must be >= 0, got {o.weight_decay}")
     s = cfg.optim.schedule
+    if s.gamma <= 0 or s.warmup < 0 or cfg.optim.grad_clip < 0:
+        bad("optim.schedule.gamma must be > 0, optim.schedule.warmup >= 0 and optim.grad_clip >= 0")
     if any(not isinstance(m, int) for m in s.milestones):
         bad("optim.schedule.milestones must be integers")
     if any(not isinstance(p, int) or p < 1 for p in s.periods):
@@ -585,6 +591,8 @@ def check(cfg: TrainConfig) -> None:
         bad("losses.value_range must be > 0 (1 or 255)")
     if d.val_images < 0 or d.val_crop < 0:
         bad("data.val_images and data.val_crop must be >= 0")
+    if d.val_crop % cfg.scale:
+        bad(f"data.val_crop ({d.val_crop}) must be a multiple of the scale ({cfg.scale})")
     if d.val_crop and d.val_crop < 2 * cfg.scale + 11:
         bad(f"data.val_crop ({d.val_crop}) leaves no room for the {cfg.scale}-px border and the 11-px SSIM window "
             f"(at least {2 * cfg.scale + 11})")

@@ -73,12 +73,12 @@ def load_items(folder: str | os.PathLike, scale: int, patch_size: int, paired: b
             raise UsageError("a pair dataset needs HR/ and LR/ folders (or set data.degradation to degrade HR images on the fly)", folder)
         pairs = find_pairs(folder)
         for p in pairs:
-            if p.hr is None or p.lr is None:
-                skipped.append(f"{p.name}: no {'HR' if p.hr is None else 'LR'} image with this name")
+            if p.problem:
+                skipped.append(f"{p.name}: {p.problem}")
                 continue
             try:
                 lr, hr = read_image(p.lr), read_image(p.hr)
-                hr = fit_hr(hr, lr.shape, scale)
+                hr = fit_hr(hr, lr.shape, scale, "the config's scale")
             except ImageReadError as e:
                 skipped.append(f"{p.name}: {e}")
                 continue
@@ -214,12 +214,12 @@ def load_val(folder: str | os.PathLike, scale: int, max_images: int = 0, crop: i
     folder = _data_folder(folder, scale, "validation data")
     out = []
     for p in find_pairs(folder):
-        if p.hr is None or p.lr is None:
-            log.warning("validation image skipped: %s: no %s image with this name", p.name, "HR" if p.hr is None else "LR")
+        if p.problem:
+            log.warning("validation image skipped: %s: %s", p.name, p.problem)
             continue
         try:
             lr, hr = read_image(p.lr), read_image(p.hr)
-            hr = fit_hr(hr, lr.shape, scale)
+            hr = fit_hr(hr, lr.shape, scale, "the config's scale")
         except ImageReadError as e:
             log.warning("validation image skipped: %s", e)
             continue

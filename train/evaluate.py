@@ -23,7 +23,7 @@ from typing import Any, Callable
 import numpy as np
 
 from realsr.atomic import remove_stale_temporaries, write_bytes_atomic, write_json_atomic
-from realsr.errors import RealsrError, UsageError
+from realsr.errors import RealsrError, UsageError, concerns_one_file
 from realsr.images import folder_images, from_float, read_image, to_float, write_png
 from realsr.manifest import check_inputs_outside, file_sha256
 from realsr.resize import imresize
@@ -40,12 +40,14 @@ EVAL_JSON, EVAL_CSV = "eval.json", "eval.csv"
 
 @dataclass(frozen=True)
 class Pair:
-    """One LR image and its HR reference; either is None when the other has no partner (such a
-    pair is reported as failed or skipped by every reader, never dropped silently)."""
+    """One LR image and its HR reference. ``problem`` says why the pair cannot be used (no HR or no
+    LR of this name, several files of one name); every reader reports such a pair as failed or
+    skipped, never drops it silently."""
 
     name: str
     lr: Path | None
     hr: Path | None
+    problem: str | None = None
 
 
 #: the image files directly in a folder, sorted, hidden files left out (realsr.images.folder_images)
@@ -78,19 +80,37 @@ def find_pairs(lr_dir: str | os.PathLike, hr_dir: str | os.PathLike | None = Non
     if not lrs:
         raise UsageError("no images found", lr_dir)
     hrs = image_files(hr_dir)
-    exact = {p.stem: p for p in hrs}
-    loose: dict[str, Path | None] = {}
+    by_stem: dict[str, list[Path]] = {}
     for p in hrs:
-        k = _loose(p.stem)
-        loose[k] = None if k in loose else p  # ambiguous loose names match nothing
-    pairs = [Pair(p.stem, p, exact.get(p.stem) or loose.get(_loose(p.stem))) for p in lrs]
-    used = {p.hr for p in pairs}
-    taken = {p.name for p in pairs}
-    pairs += [Pair(p.stem if p.stem not in taken else f"{p.stem} (HR)", None, p) for p in hrs if p not in used]
+        by_stem.setdefault(p.stem, []).append(p)
+    loose: dict[str, str | None] = {}
+    for stem in by_stem:
+        k = _loose(stem)
+        loose[k] = None if k in loose else stem  # ambiguous loose names match nothing
+    lr_by_stem: dict[str, list[Path]] = {}
+    for p in lrs:
+        lr_by_stem.setdefault(p.stem, []).append(p)
+
+    def several(files: list[Path], side: str) -> str:
+        return f"several {side} files with this name: " + ", ".join(f.name for f in files)
+
+    pairs, used = [], set()
+    for stem, lr_files in lr_by_stem.items():
+        hr_stem = stem if stem in by_stem else loose.get(_loose(stem))
+        hr_files = by_stem.get(hr_stem, []) if hr_stem is not None else []
+        used.add(hr_stem)
+        problem = (several(lr_files, "LR") if len(lr_files) > 1 else "no HR image with this name" if not hr_files
+                   else several(hr_files, "HR") if len(hr_files) > 1 else None)
+        pairs.append(Pair(stem, lr_files[0], hr_files[0] if hr_files else None, problem))
+    for stem, hr_files in by_stem.items():
+        if stem not in used:
+            name = stem if stem not in lr_by_stem else f"{stem} (HR)"
+            pairs.append(Pair(name, None, hr_files[0], "no LR image with this name" if len(hr_files) == 1
+                              else several(hr_files, "HR")))
     return sorted(pairs, key=lambda p: p.name)
 
 
-def fit_hr(hr: np.ndarray, lr_shape: tuple[int, ...], scale: int) -> np.ndarray:
+def fit_hr(hr: np.ndarray, lr_shape: tuple[int, ...], scale: int, expected_by: str = "the model") -> np.ndarray:
     """``hr`` cropped (top-left anchored, like ``modcrop``) to exactly ``scale`` x the LR size, when it
     is at most ``scale - 1`` pixels larger; :class:`ValueError` saying what is off otherwise."""
     h, w = lr_shape[:2]
@@ -101,7 +121,7 @@ def fit_hr(hr: np.ndarray, lr_shape: tuple[int, ...], scale: int) -> np.ndarray:
         return hr[: h * scale, : w * scale]
     hint = ""
     if H % h == 0 and W % w == 0 and H // h == W // w:
-        hint = f": the pair is x{H // h} but the model is x{scale}"
+        hint = f": the pair is x{H // h} but {expected_by} is x{scale}"
     raise ValueError(f"HR {W}x{H} is not x{scale} of LR {w}x{h} (expected {w * scale}x{h * scale}){hint}")
 
 
@@ -141,10 +161,8 @@ def _scores(sr: np.ndarray, hr: np.ndarray, border: int, opts: EvalOptions, lpip
 def evaluate_pair(model: SRNet, pair: Pair, out_dir: Path, opts: EvalOptions, lpips: Any = None) -> tuple[dict, dict]:
     """Score one pair: (model record, bicubic record), each ``{"name", "psnr", "ssim"[, "lpips"]}``.
     Writes the SR image and the comparison crop. Raises RealsrError / ValueError for a bad pair."""
-    if pair.hr is None:
-        raise ValueError("no HR image with this name")
-    if pair.lr is None:
-        raise ValueError("no LR image with this name")
+    if pair.problem:
+        raise ValueError(pair.problem)
     s = model.scale
     lr = read_image(pair.lr)
     hr = fit_hr(read_image(pair.hr), lr.shape, s)
@@ -215,6 +233,19 @@ def _json_safe(records: list[dict]) -> list[dict]:
     return [{k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in r.items()} for r in records]
 
 
+def _fingerprint(pair: Pair) -> list[Any]:
+    """What identifies a pair's files for resuming: their resolved paths, sizes and modification
+    times (ns); a re-made or other dataset under the same names is scored afresh."""
+    out: list[Any] = []
+    for f in (pair.lr, pair.hr):
+        try:
+            st = f.stat() if f is not None else None
+        except OSError:
+            st = None
+        out += [str(f.resolve()) if f is not None else None, st.st_size if st else None, st.st_mtime_ns if st else None]
+    return out
+
+
 def write_reports(out_dir: Path, report: dict[str, Any]) -> None:
     """eval.json and eval.csv (one row per image, then the mean)."""
     write_json_atomic(out_dir / EVAL_JSON, report)
@@ -232,7 +263,8 @@ def write_reports(out_dir: Path, report: dict[str, Any]) -> None:
         wr.writerow([r["name"], *(fmt(r.get(k)) for k in cols), *(fmt(b.get(k)) for k in cols)])
     wr.writerow(["mean", *(fmt(report["mean"].get(k)) for k in cols),
                  *(fmt(report["baseline"]["mean"].get(k)) for k in cols)])
-    write_bytes_atomic(out_dir / EVAL_CSV, buf.getvalue().encode("utf-8"))
+    # names that are not valid UTF-8 (Python's surrogate escapes) are written back as their own bytes
+    write_bytes_atomic(out_dir / EVAL_CSV, buf.getvalue().encode("utf-8", "surrogateescape"))
 
 
 def evaluate(model: SRNet, pairs: list[Pair], out_dir: str | os.PathLike, opts: EvalOptions = EvalOptions(),
@@ -252,6 +284,7 @@ def evaluate(model: SRNet, pairs: list[Pair], out_dir: str | os.PathLike, opts: 
                 "scale": model.scale, "ensemble": opts.infer.ensemble, "precision": opts.infer.precision,
                 "tile": opts.infer.tile, "overlap": opts.infer.overlap, "lpips": lpips is not None,
                 **{k: v for k, v in asdict(opts).items() if k not in ("infer",)}}
+    inputs = {p.name: _fingerprint(p) for p in pairs}
     done: dict[str, tuple[dict, dict]] = {}
     prev_path = out_dir / EVAL_JSON
     if prev_path.is_file() and not overwrite:
@@ -259,7 +292,9 @@ def evaluate(model: SRNet, pairs: list[Pair], out_dir: str | os.PathLike, opts: 
             prev = json.loads(prev_path.read_text(encoding="utf-8"))
             if prev.get("settings") == settings:
                 pb = {r["name"]: r for r in prev["baseline"]["images"]}
-                done = {r["name"]: (r, pb[r["name"]]) for r in prev["images"] if r["name"] in pb}
+                seen = prev.get("inputs") or {}  # a pair is reused only for the same files, unchanged
+                done = {r["name"]: (r, pb[r["name"]]) for r in prev["images"]
+                        if r["name"] in pb and seen.get(r["name"]) == inputs.get(r["name"])}
         except (OSError, ValueError, KeyError, TypeError):
             done = {}
     images, baseline, failed = [], [], []
@@ -269,7 +304,8 @@ def evaluate(model: SRNet, pairs: list[Pair], out_dir: str | os.PathLike, opts: 
                 "settings": settings,
                 "mean": _mean(images), "images": _json_safe(images),
                 "baseline": {"name": "bicubic (MATLAB imresize)", "mean": _mean(baseline), "images": _json_safe(baseline)},
-                "failed": failed, "counts": {"done": len(images), "failed": len(failed)}}
+                "failed": failed, "counts": {"done": len(images), "failed": len(failed)},
+                "inputs": {r["name"]: inputs.get(r["name"]) for r in images}}
 
     for pair in pairs:
         if progress:
@@ -279,9 +315,13 @@ def evaluate(model: SRNet, pairs: list[Pair], out_dir: str | os.PathLike, opts: 
         else:
             try:
                 rec, base = evaluate_pair(model, pair, out_dir, opts, lpips)
-            except (RealsrError, ValueError) as e:
-                reason = e.message if isinstance(e, RealsrError) else str(e)
-                where = e.path if isinstance(e, RealsrError) and e.path else (pair.hr or pair.lr)
+            except (RealsrError, ValueError, MemoryError, OSError) as e:
+                if isinstance(e, OSError) and not concerns_one_file(e):
+                    raise  # disk full, no permission: the run cannot go on
+                reason = (e.message if isinstance(e, RealsrError) else "out of memory" if isinstance(e, MemoryError)
+                          else (e.strerror or str(e)) if isinstance(e, OSError) else str(e))
+                where = (e.path if isinstance(e, RealsrError) and e.path else e.filename
+                         if isinstance(e, OSError) and e.filename else (pair.hr or pair.lr))
                 log.warning("%s: %s", pair.name, reason)
                 failed.append({"name": pair.name, "reason": reason, "file": str(where)})
                 continue

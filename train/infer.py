@@ -57,9 +57,14 @@ class InferOptions:
         if self.tile < 0 or self.overlap < 0 or self.batch < 1:
             raise UsageError("tile and overlap must be >= 0 and batch >= 1")
         if self.tile and self.overlap * 2 >= self.tile:
-            raise UsageError(f"overlap ({self.overlap}) must be under half the tile size ({self.tile})")
+            raise UsageError(f"overlap ({self.overlap}) must be under half the tile size ({self.tile}): give a "
+                             f"larger --tile or a smaller --overlap")
         if self.precision not in ("fp32", "bf16", "fp16", "half"):
             raise UsageError(f"unknown precision {self.precision!r} (fp32, bf16, fp16, half)")
+
+
+class NonFiniteOutput(RealsrError):
+    """The network produced NaN or inf (damaged weights, a diverged run, half-precision overflow)."""
 
 
 def resolve_device(spec: str = "auto") -> torch.device:
@@ -101,7 +106,9 @@ def tile_weights(start: int, size: int, length: int, overlap: int, scale: int) -
 
 def _is_oom(e: BaseException) -> bool:
     oom = getattr(torch, "OutOfMemoryError", None) or getattr(torch.cuda, "OutOfMemoryError", RuntimeError)
-    return isinstance(e, oom) or "out of memory" in str(e).lower()
+    text = str(e).lower()
+    # CUDA: OutOfMemoryError; CPU: MemoryError, or RuntimeError "DefaultCPUAllocator: can't allocate memory"
+    return isinstance(e, (oom, MemoryError)) or "out of memory" in text or "can't allocate memory" in text
 
 
 def _tiles(h: int, w: int, tile: int, overlap: int) -> Iterator[tuple[int, int, int, int]]:
@@ -191,6 +198,9 @@ def upscale_tensor(model: SRNet, lr: torch.Tensor, options: InferOptions = Infer
                     y = _dihedral(run_tiled(model, _dihedral(x, m), tile, overlap, batch, device, dtype), m, True)
                     acc = y if acc is None else acc + y
                 assert acc is not None
+                if not bool(torch.isfinite(acc).all()):  # clamp would turn NaN into black silently
+                    hint = "; try --precision fp32" if dtype != torch.float32 else " (damaged or diverged weights?)"
+                    raise NonFiniteOutput(f"the model's output is not finite (NaN or inf){hint}")
                 return (acc / len(modes) / model.pixel_range).clamp(0.0, 1.0)
             except Exception as e:  # noqa: BLE001 -- only out-of-memory is handled, the rest re-raised
                 if not _is_oom(e) or (batch == 1 and 0 < tile <= MIN_TILE):

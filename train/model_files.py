@@ -97,10 +97,17 @@ def load_model(spec: str | os.PathLike, arch: str | None = None, scale: int | No
                 args = json.loads(meta.get("arch_args", "{}"))
             except json.JSONDecodeError:
                 raise UsageError("model file metadata 'arch_args' is not JSON", path) from None
+            if not isinstance(args, dict) or not isinstance(args.get("scale", 1), int):
+                raise UsageError(f"model file metadata 'arch_args' is not a mapping with an integer scale: {args!r}",
+                                 path)
             if scale is not None and int(args.get("scale", scale)) != scale:
                 raise UsageError(f"the model is x{args.get('scale')}, but x{scale} was asked for", path)
             args.update(arch_args)
-            return _load_into(build(file_arch, **args), state, path).eval()
+            try:
+                net = build(file_arch, **args)
+            except UsageError as e:
+                raise UsageError(e.message, path) from None
+            return _load_into(net, state, path).eval()
     else:
         state = load_state(path, "model checkpoint")
     if arch is None:

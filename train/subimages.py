@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from pathlib import Path
 from typing import Callable
 
 from realsr.atomic import remove_stale_temporaries
-from realsr.errors import ImageReadError, UsageError
+from realsr.errors import ImageReadError, UsageError, concerns_one_file, os_error_text
 from realsr.images import read_image, write_png
 from realsr.manifest import MANIFEST_NAME, Manifest, check_dataset_folder, resume_manifest
 
@@ -37,7 +38,11 @@ def crop_positions(length: int, crop: int, step: int, min_rest: int = 0) -> list
 
 def _remove_crop(out: Path, name: str) -> None:
     for sub in ("HR", "LR"):
-        (out / sub / f"{name}.png").unlink(missing_ok=True)
+        try:
+            (out / sub / f"{name}.png").unlink(missing_ok=True)
+        except OSError as e:  # a name too long to exist at all
+            if not concerns_one_file(e):
+                raise
 
 
 def extract_subimages(dataset: str | os.PathLike, out: str | os.PathLike, scale: int, crop: int = 480,
@@ -56,6 +61,11 @@ def extract_subimages(dataset: str | os.PathLike, out: str | os.PathLike, scale:
         raise UsageError(f"--crop ({crop}) and --step ({step}) must be positive multiples of the scale ({scale})")
     out = Path(out)
     pairs = find_pairs(dataset)
+    names = {p.name for p in pairs}
+    for p in pairs:  # crops are named <source>_sNNN: a source named like that would be mixed up with them
+        m = re.fullmatch(r"(.+)_s\d{3,}", p.name)
+        if m and m.group(1) in names:
+            raise UsageError(f"the pair '{p.name}' has the name of a crop of the pair '{m.group(1)}'; rename it", dataset)
     check_dataset_folder(out, [f for p in pairs for f in (p.lr, p.hr)], overwrite)
     if remove_stale_temporaries(out):
         log.info("removed temporary files left by an interrupted run")
@@ -70,10 +80,10 @@ def extract_subimages(dataset: str | os.PathLike, out: str | os.PathLike, scale:
             _remove_crop(out, name)
             del man.pairs[name]
         try:
-            if pair.hr is None or pair.lr is None:
-                raise ValueError(f"no {'HR' if pair.hr is None else 'LR'} image with this name")
+            if pair.problem:
+                raise ValueError(pair.problem)
             lr, hr = read_image(pair.lr), read_image(pair.hr)
-            hr = fit_hr(hr, lr.shape, scale)
+            hr = fit_hr(hr, lr.shape, scale, "--scale")
         except (ImageReadError, ValueError) as e:
             man.set(pair.name, "failed", str(e), source=pair.name)
             log.warning("pair %s: %s", pair.name, e)
@@ -83,15 +93,22 @@ def extract_subimages(dataset: str | os.PathLike, out: str | os.PathLike, scale:
         if not ys or not xs:
             man.set(pair.name, "rejected", f"smaller than the {crop}px crop", source=pair.name)
             continue
-        k = 0
-        for y in ys:
-            for x in xs:
-                k += 1
+        boxes = [(x, y) for y in ys for x in xs]
+        try:
+            for k, (x, y) in enumerate(boxes, 1):
                 name = f"{pair.name}_s{k:03d}"
                 write_png(out / "HR" / f"{name}.png", hr[y:y + crop, x:x + crop])
                 ly, lx, lc = y // scale, x // scale, crop // scale
                 write_png(out / "LR" / f"{name}.png", lr[ly:ly + lc, lx:lx + lc])
                 man.set(name, "ok", source=pair.name, box=[x, y, x + crop, y + crop])
+        except OSError as e:  # a crop name too long for the file system ...: this source fails, the rest go on
+            if not concerns_one_file(e):
+                raise
+            for k in range(1, len(boxes) + 1):
+                _remove_crop(out, f"{pair.name}_s{k:03d}")
+                man.pairs.pop(f"{pair.name}_s{k:03d}", None)
+            man.set(pair.name, "failed", os_error_text(e), source=pair.name)
+            log.warning("pair %s: %s", pair.name, os_error_text(e))
         man.save(path)
         if progress:
             progress(pair.name)

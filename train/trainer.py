@@ -43,7 +43,7 @@ from . import checkpoint as ckpt
 from .config import TrainConfig, dump_yaml, to_dict
 from .curves import draw_curves
 from .data import CropDataset, NoiseInjection, OnlineDegradation, SampleOrder, load_items, load_val, make_loader
-from .infer import InferOptions, resolve_device, upscale_image
+from .infer import InferOptions, NonFiniteOutput, resolve_device, upscale_image
 from .losses import (PerceptualLoss, discriminator_adv_loss, generator_adv_loss, gradient_difference_loss, high_pass,
                      ms_ssim_loss, pixel_loss, ssim_loss, tv_loss)
 from .metrics import psnr, ssim
@@ -293,6 +293,7 @@ class Trainer:
             self.method.set_epoch_size(len(items))
         self.val = load_val(d.val, s, d.val_images, d.val_crop) if (d.val and self.main) else []
         self._check_fit()
+        self._check_run_folder()
         self._pending: list[tuple[int, torch.Tensor]] = []
         self._term_names: list[str] = []
         # everything is checked: only now touch the run folder
@@ -360,6 +361,16 @@ class Trainer:
             if bank is not None and bank.min_size < lr_patch:
                 raise UsageError(f"{what}: its smallest noise patch ({bank.min_size} px) is smaller than the LR crop "
                                  f"({lr_patch} px)")
+
+    def _check_run_folder(self) -> None:
+        """The run folder may not lie inside a data folder: its files (curves.png, samples/) would
+        be read as training or validation images by the next run."""
+        run = self.run_dir.resolve()
+        for what, folder in (("data.train", self.cfg.data.train), ("data.val", self.cfg.data.val),
+                             ("ddnsr.source", self.cfg.ddnsr.source if self.cfg.method == "ddnsr" else None)):
+            if folder and (run == Path(folder).resolve() or Path(folder).resolve() in run.parents):
+                raise UsageError(f"the run folder lies inside the {what} folder {folder}, whose images it would "
+                                 "mix with its own files; use another -o", self.run_dir)
 
     def _prepare_folder(self, resume: bool, overwrite: bool) -> None:
         """Clear the folder for a new run (``overwrite``), write the resolved config, cut the log back."""
@@ -726,7 +737,10 @@ class Trainer:
         branch_rows: dict[str, list[float]] = {}
         samples = self.run_dir / "samples"
         for i, p in enumerate(self.val):
-            sr_f = upscale_image(model, p.lr, opts)
+            try:
+                sr_f = upscale_image(model, p.lr, opts)
+            except NonFiniteOutput:
+                sr_f = np.array([np.nan])
             if not np.isfinite(sr_f).all():
                 raise TrainingError(f"the model's output on validation image {p.name} is not finite at iteration "
                                     f"{self.iteration}; nothing was saved after the last checkpoint")
@@ -743,7 +757,8 @@ class Trainer:
                 h, w = hr8.shape[:2]
                 y, x = max(0, (h - c) // 2), max(0, (w - c) // 2)
                 crop = np.concatenate([a[y:y + c, x:x + c] for a in (bic8, sr8, hr8)], axis=1)
-                write_png(samples / f"{self.iteration:08d}_{p.name}.png", crop)
+                short = p.name.encode("utf-8", "surrogateescape")[:200].decode("utf-8", "ignore")  # names: <= 255 bytes
+                write_png(samples / f"{self.iteration:08d}_{short}.png", crop)
         arr = np.array(rows, dtype=np.float64)
         out = {"psnr": float(arr[:, 0].mean()), "ssim": float(arr[:, 1].mean()),
                "psnr_bicubic": float(arr[:, 2].mean()), "images": len(rows)}
@@ -783,7 +798,10 @@ class Trainer:
         total = cfg.optim.iterations
         start = self.iteration
         t0 = time.perf_counter()
-        if start >= total:
+        if start > total:
+            log.warning("the checkpoint is at iteration %d, past optim.iterations (%d): nothing to train; "
+                        "raise optim.iterations to go on", start, total)
+        elif start == total:
             log.info("the run is already at iteration %d of %d", start, total)
         bar = None
         if self.progress:

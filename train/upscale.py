@@ -11,7 +11,7 @@ from typing import Any, Callable
 import numpy as np
 
 from realsr.atomic import remove_stale_temporaries
-from realsr.errors import RealsrError
+from realsr.errors import RealsrError, concerns_one_file, os_error_text
 from realsr.images import from_float, read_image, to_float, write_png
 from realsr.manifest import check_inputs_outside
 from realsr.resize import imresize
@@ -58,6 +58,16 @@ def upscale_files(model: SRNet, sources: list[tuple[str, str]], out_dir: str | o
         except RealsrError as e:
             log.warning("%s: %s", name, e)
             result["failed"].append({"name": name, "reason": e.message, "file": e.path or str(path)})
+            continue
+        except MemoryError:
+            log.warning("%s: out of memory", name)
+            result["failed"].append({"name": name, "reason": "out of memory", "file": str(path)})
+            continue
+        except OSError as e:
+            if not concerns_one_file(e):
+                raise
+            log.warning("%s: %s", name, os_error_text(e))
+            result["failed"].append({"name": name, "reason": e.strerror or str(e), "file": e.filename or str(target)})
             continue
         result["done"].append(name)
     return result

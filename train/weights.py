@@ -58,6 +58,8 @@ def load_state(path: str | os.PathLike, what: str = "weights") -> dict[str, torc
         obj = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as e:  # pickle.UnpicklingError for anything beyond tensors and containers
         first = re.sub(r"\x1b\[[0-9;]*m", "", str(e).splitlines()[0] if str(e) else "")
+        if first.startswith("Weights only load failed"):  # torch then advises weights_only=False: not here
+            first = "torch.load(weights_only=True) refused it"
         raise UsageError(f"cannot read {what} as plain tensors: the file needs full unpickling or is "
                          f"damaged, and full unpickling is refused because it can run code "
                          f"({type(e).__name__}: {first[:200]})", p) from None

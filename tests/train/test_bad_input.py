@@ -288,3 +288,122 @@ def test_only_eval_asks_for_lr_dir_and_hr_dir(tmp_path, kit, capsys):
     assert _run("subimages", flat, "-o", tmp_path / "s", "--scale", 4) == 2
     err = capsys.readouterr().err
     assert "not a pair dataset folder (it needs LR/ and HR/ inside)" in err and "LR_DIR" not in err
+
+
+# ------------------------------------------------------------------- second review (same session)
+def test_eval_resumes_only_for_the_same_files(tmp_path):
+    """A re-run into the same OUT with another dataset of the same names reused the old scores."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    _pair(a, "p", 8, 8, seed=1)
+    _pair(b, "p", 8, 8, seed=2)
+    model, opts = load_model("bicubic", scale=4), EvalOptions(compare=False)
+    first = evaluate(model, find_pairs(a), tmp_path / "o", opts)["mean"]["psnr"]
+    other = evaluate(model, find_pairs(b), tmp_path / "o", opts)["mean"]["psnr"]
+    assert other == evaluate(model, find_pairs(b), tmp_path / "fresh", opts)["mean"]["psnr"] != first
+
+
+def test_a_name_that_is_not_utf8_is_scored_and_written(tmp_path):
+    ds = tmp_path / "ds"
+    _pair(ds, "ok", 8, 8)
+    odd = os.fsdecode(b"bad\xffname")
+    _pair(ds, odd, 8, 8, seed=3)
+    rep = evaluate(load_model("bicubic", scale=4), find_pairs(ds), tmp_path / "o", EvalOptions(compare=False))
+    assert rep["counts"] == {"done": 2, "failed": 0}
+    assert b"bad\xffname" in (tmp_path / "o" / "eval.csv").read_bytes() and (tmp_path / "o" / "SR" / f"{odd}.png").is_file()
+
+
+def test_a_model_with_non_finite_output_fails_its_images(tmp_path):
+    """NaN weights gave black images reported as done (clamp turns NaN into 0)."""
+    net = build("rrdbnet", scale=4, nf=8, nb=1, gc=4).eval()
+    with torch.no_grad():
+        net.conv_last.bias.fill_(float("nan"))
+    ds = tmp_path / "ds"
+    _pair(ds, "p", 8, 8)
+    res = upscale_files(net, [("p", str(ds / "LR" / "p.png"))], tmp_path / "up")
+    assert res["done"] == [] and "not finite" in res["failed"][0]["reason"] and not (tmp_path / "up" / "p.png").exists()
+    rep = evaluate(net, find_pairs(ds), tmp_path / "ev", EvalOptions(compare=False))
+    assert rep["counts"] == {"done": 0, "failed": 1} and "not finite" in rep["failed"][0]["reason"]
+
+
+def test_out_of_memory_on_one_image_fails_that_image(tmp_path, monkeypatch):
+    from realsr.train import infer, upscale
+
+    assert infer._is_oom(RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory"))
+    assert infer._is_oom(MemoryError()) and not infer._is_oom(RuntimeError("shape mismatch"))
+    src = tmp_path / "in"
+    for name in ("big", "small"):
+        write_png(src / f"{name}.png", _img(8, 8))
+    real = upscale.read_image
+
+    def read(path, **kw):
+        if Path(path).stem == "big":
+            raise MemoryError
+        return real(path, **kw)
+
+    monkeypatch.setattr(upscale, "read_image", read)
+    res = upscale_files(load_model("bicubic", scale=2), [(p.stem, str(p)) for p in sorted(src.iterdir())], tmp_path / "o")
+    assert res["done"] == ["small"] and res["failed"][0] == {"name": "big", "reason": "out of memory", "file": str(src / "big.png")}
+
+
+def test_several_files_of_one_name_are_reported_not_mixed(tmp_path, kit, caplog):
+    ds = kit.block_pairs(tmp_path / "ds", n=2)
+    write_png(ds / "LR" / "p0.jpg", np.zeros((24, 24, 3), np.uint8))
+    pairs = {p.name: p for p in find_pairs(ds)}
+    assert pairs["p0"].problem == "several LR files with this name: p0.jpg, p0.png" and pairs["p1"].problem is None
+    caplog.set_level("WARNING", logger="realsr")
+    assert [i.name for i in load_items(ds, 4, 32, True, True)] == ["p1"]
+    rep = evaluate(load_model("bicubic", scale=4), find_pairs(ds), tmp_path / "ev", EvalOptions(compare=False))
+    assert [f["name"] for f in rep["failed"]] == ["p0"] and not (tmp_path / "ev" / "SR" / "p0.png").exists()
+    write_png(ds / "HR" / "p1.tif", np.zeros((96, 112, 3), np.uint8))
+    assert find_pairs(ds)[1].problem == "several HR files with this name: p1.png, p1.tif"
+
+
+def test_subimages_refuses_a_source_named_like_a_crop(tmp_path, kit):
+    ds = kit.block_pairs(tmp_path / "ds", n=1)
+    write_png(ds / "HR" / "p0_s001.png", np.zeros((96, 96, 3), np.uint8))
+    with pytest.raises(UsageError, match="'p0_s001' has the name of a crop of the pair 'p0'"):
+        extract_subimages(ds, tmp_path / "sub", 4, crop=48, step=48)
+    assert not (tmp_path / "sub").exists()
+
+
+def test_a_name_too_long_for_the_file_system_fails_that_item(tmp_path, kit):
+    """Crop names add 5 characters: a 248-character stem stopped subimages with an error naming a
+    temporary file; a folder where an output should be stopped upscale."""
+    ds = kit.block_pairs(tmp_path / "ds", n=1)
+    long = "x" * 248
+    for sub, size in (("HR", 96), ("LR", 24)):
+        write_png(ds / sub / f"{long}.png", np.zeros((size, size, 3), np.uint8))
+    man = extract_subimages(ds, tmp_path / "sub", 4, crop=48, step=48)
+    assert man.pairs[long]["status"] == "failed" and "File name too long" in man.pairs[long]["reason"]
+    assert ".realsr-tmp-" not in man.pairs[long]["reason"]
+    assert sum(e["status"] == "ok" for e in man.pairs.values()) == 4  # p0's 2x2 crops
+    assert sorted(p.name for p in (tmp_path / "sub" / "HR").iterdir()) == [f"p0_s00{k}.png" for k in range(1, 5)]
+    out = tmp_path / "up"
+    (out / "p0.png").mkdir(parents=True)
+    res = upscale_files(load_model("bicubic", scale=4), [(n, str(ds / "LR" / f"{n}.png")) for n in ("p0", long)], out)
+    assert res["done"] == [long] and [f["name"] for f in res["failed"]] == ["p0"]
+    assert res["failed"][0]["reason"] == "Is a directory" and res["failed"][0]["file"] == str(out / "p0.png")
+
+
+def test_more_config_values_refused_before_any_work(tmp_path, pairs, kit):
+    for override, msg in (("seed=-1", r"seed must be an integer in \[0, 2\^63\)"),
+                          ("seed=99999999999999999999", "seed must be an integer"),
+                          ("optim.generator.weight_decay=-1", "weight_decay must be >= 0"),
+                          ("optim.schedule.gamma=-0.5", "gamma must be > 0"),
+                          ("data.val_crop=19", r"data.val_crop \(19\) must be a multiple of the scale")):
+        with pytest.raises(UsageError, match=msg):
+            from_dict(kit.tiny(pairs), [override])
+    for args in ({"nf": "abc"}, {"nf": 0}, {"nf": 2.5}):
+        with pytest.raises(UsageError, match="bad arguments for architecture 'rrdbnet'"):
+            Trainer(from_dict(kit.tiny(pairs, model={"args": {"nb": 1, "gc": 4, **args}})), tmp_path / "r")
+    with pytest.raises(UsageError, match="lies inside the data.train folder"):
+        Trainer(from_dict(kit.tiny(pairs)), pairs / "HR")
+    assert not (pairs / "HR" / "config.yaml").exists() and not (tmp_path / "r").exists()
+
+
+def test_a_dangling_link_is_reported_not_skipped(tmp_path):
+    ds = tmp_path / "ds"
+    _pair(ds, "p", 8, 8)
+    (ds / "LR" / "gone.png").symlink_to(tmp_path / "nowhere.png")
+    rep = evaluate(load_model("bicubic", scale=4), find_pairs(ds), tmp_path / "o", EvalOptions(compare=False))
+    assert [f["name"] for f in rep["failed"]] == ["gone"]

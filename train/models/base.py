@@ -13,6 +13,7 @@ Networks without a global part keep the defaults (``finish`` is the identity).
 from __future__ import annotations
 
 import inspect
+import warnings
 import json
 from typing import Any, ClassVar
 
@@ -99,6 +100,16 @@ def build(name: str, **arch_args: Any) -> SRNet:
         raise UsageError(f"bad arguments for architecture {name!r}: {e}") from None
     bound.apply_defaults()
     args = {k: v for k, v in bound.arguments.items() if k != "self"}
-    model = cls(**args)
+    try:
+        with warnings.catch_warnings():  # torch warns about zero-element layers; refused just below
+            warnings.simplefilter("ignore", UserWarning)
+            model = cls(**args)
+    except UsageError:
+        raise
+    except (TypeError, ValueError, RuntimeError) as e:  # nf="abc", nf=2.5 ...: torch's own complaint
+        first = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+        raise UsageError(f"bad arguments for architecture {name!r} {args}: {first}") from None
+    if any(t.numel() == 0 for t in model.parameters()):  # nf=0: builds, then fails in the first step
+        raise UsageError(f"bad arguments for architecture {name!r} {args}: they give a layer with no weights")
     model.arch_args = json.loads(json.dumps(args))
     return model
