@@ -36,7 +36,7 @@ def train_command(ctx: click.Context, config: Path | None, overrides: tuple[str,
     Several GPUs or nodes: `torchrun --nproc_per_node N -m realsr.cli train CONFIG -o RUN`.
     """
     from realsr.errors import UsageError
-    from realsr.train.config import load_config
+    from realsr.train.config import load_config, resume_config
     from realsr.train.trainer import Trainer
 
     extra = list(overrides)
@@ -55,10 +55,7 @@ def train_command(ctx: click.Context, config: Path | None, overrides: tuple[str,
                                  "overrides, not a CONFIG file", config)
             extra.insert(0, str(config))
             config = None
-        saved = out / "config.yaml"
-        if not saved.is_file():
-            raise UsageError("nothing to resume: no config.yaml", out)
-        cfg = load_config(saved, extra)
+        cfg = resume_config(out, extra)
     else:
         if config is None:
             raise UsageError("give a CONFIG file (see examples/), or --resume")

@@ -511,6 +511,31 @@ def load_config(path: str | os.PathLike | None, overrides: list[str] | tuple[str
         raise
 
 
+def resume_config(run_dir: str | os.PathLike, overrides: list[str] | tuple[str, ...] = ()) -> TrainConfig:
+    """The config to continue the run in ``run_dir``: its ``config.yaml`` with ``overrides``. When
+    that file is missing or unreadable (deleted, or cut off by a full disk), the copy every checkpoint
+    holds is used instead, with a warning; :class:`UsageError` when there is neither."""
+    import logging
+
+    from . import checkpoint as ckpt
+
+    saved = Path(run_dir) / "config.yaml"
+    problem = "missing"
+    if saved.is_file():
+        try:
+            data = yaml.safe_load(saved.read_text(encoding="utf-8"))
+            if isinstance(data, dict):
+                return load_config(saved, overrides)
+            problem = "not a YAML mapping"
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+            problem = f"unreadable ({str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__})"
+    found = ckpt.latest_checkpoint(Path(run_dir) / "checkpoints")
+    if found is None or not isinstance(found[0].get("config"), dict):
+        raise UsageError("nothing to resume: no readable config.yaml and no readable checkpoint", run_dir)
+    logging.getLogger("realsr.train").warning("config.yaml is %s: using the config saved in %s", problem, found[1])
+    return from_dict(found[0]["config"], overrides)
+
+
 def _non_finite(tree: Any, where: str = "") -> list[tuple[str, float]]:
     """``(dotted key, value)`` of every NaN or infinite float in a nested dict/list (a YAML ``.nan``
     passes every range check, since comparisons with NaN are false, and would reach the optimiser)."""

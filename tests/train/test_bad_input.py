@@ -407,3 +407,26 @@ def test_a_dangling_link_is_reported_not_skipped(tmp_path):
     (ds / "LR" / "gone.png").symlink_to(tmp_path / "nowhere.png")
     rep = evaluate(load_model("bicubic", scale=4), find_pairs(ds), tmp_path / "o", EvalOptions(compare=False))
     assert [f["name"] for f in rep["failed"]] == ["gone"]
+
+
+def test_resume_without_a_readable_config_uses_the_checkpoints_copy(tmp_path, pairs, kit, capsys):
+    import yaml
+
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(yaml.safe_dump(kit.tiny(pairs, optim={"iterations": 2}, log={"save_every": 2})))
+    run = tmp_path / "run"
+    assert _run("train", cfg, "-o", run) == 0
+    for damage in ("delete", "truncate"):
+        if damage == "delete":
+            (run / "config.yaml").unlink()
+        else:
+            (run / "config.yaml").write_text("name: t\nmodel: {arch: rrdbnet, args: {nf: 8")
+        n = 3 if damage == "delete" else 4
+        assert _run("train", "-o", run, "--resume", f"optim.iterations={n}") == 0
+        assert "using the config saved in" in capsys.readouterr().err
+        assert yaml.safe_load((run / "config.yaml").read_text())["optim"]["iterations"] == n
+    (run / "config.yaml").unlink()
+    for p in (run / "checkpoints").iterdir():
+        p.unlink()
+    assert _run("train", "-o", run, "--resume") == 2
+    assert "no readable config.yaml and no readable checkpoint" in capsys.readouterr().err
