@@ -13,6 +13,7 @@ processes and accumulation steps together), so a recipe means the same on 1 or 8
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import os
 import types
@@ -24,6 +25,8 @@ from typing import Any, Optional
 import yaml
 
 from realsr.errors import UsageError
+
+log = logging.getLogger("realsr.train")
 
 
 @dataclass
@@ -506,7 +509,7 @@ def load_config(path: str | os.PathLike | None, overrides: list[str] | tuple[str
     try:
         return from_dict(data, overrides)
     except UsageError as e:
-        if path is not None and e.path is None:
+        if path is not None and e.path is None and not e.message.startswith("override"):  # not the file's fault
             e.path = os.fspath(path)
         raise
 
@@ -515,8 +518,6 @@ def resume_config(run_dir: str | os.PathLike, overrides: list[str] | tuple[str, 
     """The config to continue the run in ``run_dir``: its ``config.yaml`` with ``overrides``. When
     that file is missing or unreadable (deleted, or cut off by a full disk), the copy every checkpoint
     holds is used instead, with a warning; :class:`UsageError` when there is neither."""
-    import logging
-
     from . import checkpoint as ckpt
 
     saved = Path(run_dir) / "config.yaml"
@@ -532,7 +533,7 @@ def resume_config(run_dir: str | os.PathLike, overrides: list[str] | tuple[str, 
     found = ckpt.latest_checkpoint(Path(run_dir) / "checkpoints")
     if found is None or not isinstance(found[0].get("config"), dict):
         raise UsageError("nothing to resume: no readable config.yaml and no readable checkpoint", run_dir)
-    logging.getLogger("realsr.train").warning("config.yaml is %s: using the config saved in %s", problem, found[1])
+    log.warning("config.yaml is %s: using the config saved in %s", problem, found[1])
     return from_dict(found[0]["config"], overrides)
 
 

@@ -66,7 +66,8 @@ def find_pairs(lr_dir: str | os.PathLike, hr_dir: str | os.PathLike | None = Non
     """Pairs by stem between ``lr_dir`` and ``hr_dir``, sorted by name; with ``hr_dir`` None,
     ``lr_dir`` is a pair dataset (``LR/`` and ``HR/`` inside). Stems that do not match exactly are
     matched after dropping LR/HR markers and scale tags. An LR image without HR gives ``hr=None``, an
-    HR image no LR image matched gives ``lr=None`` (named by its own stem)."""
+    HR image no LR image matched gives ``lr=None`` (named by its own stem), and several files of one
+    name on a side (``a.png``, ``a.jpg``) give one pair; each of these has its ``problem`` set."""
     lr_dir = Path(lr_dir)
     if hr_dir is None:
         if not (lr_dir / "LR").is_dir() or not (lr_dir / "HR").is_dir():

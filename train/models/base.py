@@ -13,8 +13,8 @@ Networks without a global part keep the defaults (``finish`` is the identity).
 from __future__ import annotations
 
 import inspect
-import warnings
 import json
+import warnings
 from typing import Any, ClassVar
 
 import torch
