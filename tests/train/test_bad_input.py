@@ -430,3 +430,24 @@ def test_resume_without_a_readable_config_uses_the_checkpoints_copy(tmp_path, pa
         p.unlink()
     assert _run("train", "-o", run, "--resume") == 2
     assert "no readable config.yaml and no readable checkpoint" in capsys.readouterr().err
+
+
+def test_non_finite_validation_output_stops_training_with_the_image_named(tmp_path, pairs, kit):
+    from realsr.train.trainer import TrainingError
+
+    t = Trainer(from_dict(kit.tiny(pairs, data={"val": str(pairs)})), tmp_path / "run")
+    with torch.no_grad():
+        t.inference_model().conv_last.bias.fill_(float("nan"))
+    with pytest.raises(TrainingError, match="output on validation image p0 is not finite at iteration 0"):
+        t.validate()
+
+
+def test_small_wording_and_device_restrictions():
+    from realsr.devices import resolve_device as resolve
+    from realsr.train.evaluate import fit_hr
+
+    with pytest.raises(ValueError, match="the pair is x4 but --scale is x2"):
+        fit_hr(np.zeros((40, 40, 3)), (10, 10, 3), 2, "--scale")
+    with pytest.raises(UsageError, match="device 'mps': use auto or one of cpu, cuda here"):
+        resolve("mps", allowed=("cpu", "cuda"))
+    assert resolve("auto", auto=()).type == "cpu"
