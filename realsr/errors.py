@@ -42,3 +42,19 @@ def concerns_one_file(e: OSError) -> bool:
 def os_error_text(e: OSError) -> str:
     """One line for an OSError: its message and the file it names."""
     return f"{e.strerror or e}" + (f" ({e.filename})" if getattr(e, "filename", None) else "")
+
+
+def item_failure(e: BaseException) -> tuple[str, str | None] | None:
+    """``(reason, file)`` when ``e`` is the failure of one item of a run (a :class:`RealsrError`, a
+    ``ValueError`` from checking it, running out of memory on it, an OSError of one file: see
+    :func:`concerns_one_file`), ``file`` being the file the error names (or None); None when ``e``
+    concerns the whole run, which the caller then lets stop."""
+    if isinstance(e, RealsrError):
+        return e.message, e.path
+    if isinstance(e, MemoryError):
+        return "out of memory", None
+    if isinstance(e, OSError):
+        return (e.strerror or str(e), os.fspath(e.filename) if e.filename else None) if concerns_one_file(e) else None
+    if isinstance(e, ValueError):
+        return str(e), None
+    return None

@@ -23,7 +23,7 @@ from typing import Any, Callable
 import numpy as np
 
 from realsr.atomic import remove_stale_temporaries, write_bytes_atomic, write_json_atomic
-from realsr.errors import RealsrError, UsageError, concerns_one_file
+from realsr.errors import RealsrError, UsageError, item_failure
 from realsr.images import folder_images, from_float, read_image, to_float, write_png
 from realsr.manifest import check_inputs_outside, file_sha256
 from realsr.resize import imresize
@@ -317,14 +317,12 @@ def evaluate(model: SRNet, pairs: list[Pair], out_dir: str | os.PathLike, opts: 
             try:
                 rec, base = evaluate_pair(model, pair, out_dir, opts, lpips)
             except (RealsrError, ValueError, MemoryError, OSError) as e:
-                if isinstance(e, OSError) and not concerns_one_file(e):
+                failure = item_failure(e)
+                if failure is None:
                     raise  # disk full, no permission: the run cannot go on
-                reason = (e.message if isinstance(e, RealsrError) else "out of memory" if isinstance(e, MemoryError)
-                          else (e.strerror or str(e)) if isinstance(e, OSError) else str(e))
-                where = (e.path if isinstance(e, RealsrError) and e.path else e.filename
-                         if isinstance(e, OSError) and e.filename else (pair.hr or pair.lr))
+                reason, where = failure
                 log.warning("%s: %s", pair.name, reason)
-                failed.append({"name": pair.name, "reason": reason, "file": str(where)})
+                failed.append({"name": pair.name, "reason": reason, "file": str(where or pair.hr or pair.lr)})
                 continue
         images.append(rec)
         baseline.append(base)

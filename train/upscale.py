@@ -11,7 +11,7 @@ from typing import Any, Callable
 import numpy as np
 
 from realsr.atomic import remove_stale_temporaries
-from realsr.errors import RealsrError, concerns_one_file, os_error_text
+from realsr.errors import RealsrError, item_failure
 from realsr.images import from_float, read_image, to_float, write_png
 from realsr.manifest import check_inputs_outside
 from realsr.resize import imresize
@@ -55,19 +55,13 @@ def upscale_files(model: SRNet, sources: list[tuple[str, str]], out_dir: str | o
         try:
             img = read_image(path, keep_alpha=True)
             write_png(target, upscale_array(model, img, options))
-        except RealsrError as e:
-            log.warning("%s: %s", name, e)
-            result["failed"].append({"name": name, "reason": e.message, "file": e.path or str(path)})
-            continue
-        except MemoryError:
-            log.warning("%s: out of memory", name)
-            result["failed"].append({"name": name, "reason": "out of memory", "file": str(path)})
-            continue
-        except OSError as e:
-            if not concerns_one_file(e):
-                raise
-            log.warning("%s: %s", name, os_error_text(e))
-            result["failed"].append({"name": name, "reason": e.strerror or str(e), "file": e.filename or str(target)})
+        except (RealsrError, MemoryError, OSError) as e:
+            failure = item_failure(e)
+            if failure is None:
+                raise  # disk full, no permission: the run cannot go on
+            reason, where = failure
+            log.warning("%s: %s", name, reason)
+            result["failed"].append({"name": name, "reason": reason, "file": where or str(path)})
             continue
         result["done"].append(name)
     return result
