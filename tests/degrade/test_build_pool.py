@@ -171,6 +171,24 @@ def test_runs_keep_the_medoid_and_retries_rerun_rejections():
     assert est.kernel is None and est.reason.startswith("delta") and est.figures["attempts"] == 3
 
 
+
+def test_worker_processes_give_the_same_estimates_in_input_order():
+    from realsr.degrade import estimate_kernels
+
+    rng = np.random.default_rng(1)
+    imgs = [(rng.random((100 + 10 * i, 120, 3)) * 255).astype(np.uint8) for i in range(3)]
+    imgs.insert(1, np.full((100, 100, 3), 7, np.uint8))  # rejected before any training: keeps its place
+    p = KernelGANParams(iterations=10, edge_shave=0)
+    one = estimate_kernels(imgs, 2, p, checks=LOOSE, retries=0, keys=[5, 6, 7, 8])
+    two = estimate_kernels(imgs, 2, p, checks=LOOSE, retries=0, keys=[5, 6, 7, 8], workers=2)
+    assert [e.reason is None for e in two] == [True, False, True, True]
+    assert two[1].reason.startswith("featureless")
+    for a, b in zip(one, two):
+        assert (a.kernel is None and b.kernel is None) or np.array_equal(a.kernel, b.kernel)
+        assert a.figures == b.figures
+    with pytest.raises(ValueError, match="keys"):
+        estimate_kernels(imgs, 2, p, keys=[1, 2])
+
 NOISE_ONLY = dict(kernels=False, scale=2)
 
 
