@@ -95,7 +95,3 @@ def main(argv: list[str] | None = None) -> int:
         click.echo(f"realsr: error: internal error: {type(e).__name__}: {e} (re-run with --debug for details)", err=True)
         return EXIT_USAGE
     return rv if isinstance(rv, int) else EXIT_OK
-
-
-if __name__ == "__main__":  # python -m realsr.cli.main
-    sys.exit(main())
