@@ -64,6 +64,8 @@ def read_image(path: str | os.PathLike, raw: RawOptions | None = None, keep_alph
     p = Path(path)
     if not p.exists():
         raise ImageReadError("file not found", p)
+    if p.is_dir():
+        raise ImageReadError("a folder, not an image file", p)
     if not p.is_file():
         raise ImageReadError("not a file", p)
     if p.stat().st_size == 0:

@@ -142,7 +142,7 @@ def test_missing_empty_garbage_unsupported(tmp_path):
     (tmp_path / "a.txt").write_text("x")
     with pytest.raises(ImageReadError, match="unsupported image type"):
         read_image(tmp_path / "a.txt")
-    with pytest.raises(ImageReadError, match="not a file"):
+    with pytest.raises(ImageReadError, match="a folder, not an image file"):
         read_image(tmp_path)
 
 

@@ -393,9 +393,11 @@ def test_more_config_values_refused_before_any_work(tmp_path, pairs, kit):
                           ("data.val_crop=19", r"data.val_crop \(19\) must be a multiple of the scale")):
         with pytest.raises(UsageError, match=msg):
             from_dict(kit.tiny(pairs), [override])
-    for args in ({"nf": "abc"}, {"nf": 0}, {"nf": 2.5}):
+    for args in ({"nf": "abc"}, {"nf": 0}, {"nf": 2.5}, {"nb": -2}):
         with pytest.raises(UsageError, match="bad arguments for architecture 'rrdbnet'"):
             Trainer(from_dict(kit.tiny(pairs, model={"args": {"nb": 1, "gc": 4, **args}})), tmp_path / "r")
+    with pytest.raises(UsageError, match="num_block may not be negative"):
+        build("edsr", num_block=-1)
     with pytest.raises(UsageError, match="lies inside the data.train folder"):
         Trainer(from_dict(kit.tiny(pairs)), pairs / "HR")
     assert not (pairs / "HR" / "config.yaml").exists() and not (tmp_path / "r").exists()

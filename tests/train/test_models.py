@@ -42,7 +42,7 @@ def test_parameter_counts():
 
 @pytest.mark.parametrize("name,scale,size", [("srrescgan", 4, (17, 23)), ("srrescgan", 2, (16, 20)),
                                              ("rrdbnet", 4, (9, 11)), ("rrdbnet", 2, (9, 11)), ("rrdbnet", 1, (10, 14)),
-                                             ("bicubic", 3, (7, 9))])
+                                             ("bicubic", 3, (7, 9)), ("bicubic", 7, (5, 6)), ("bicubic", 16, (3, 4))])
 def test_output_shapes(name, scale, size):
     args = {"nb": 1} if name == "rrdbnet" else {}
     m = models.build(name, scale=scale, **args).eval()

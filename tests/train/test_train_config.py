@@ -53,6 +53,10 @@ def test_overrides_are_yaml_values_on_dotted_keys():
                     ["optim.iterations=7", "model.args={nb: 2}", "data.degradation.mode=classic", "optim.generator.lr=1e-4"])
     assert cfg.optim.iterations == 7 and cfg.model.args == {"nb": 2}
     assert cfg.data.degradation.mode == "classic" and cfg.optim.generator.lr == 1e-4
+    # YAML 1.1 reads 1e6 as a string; an integral one is taken for an int key, a fraction is not
+    assert from_dict({}, ["optim.iterations=1e6"]).optim.iterations == 1_000_000
+    with pytest.raises(UsageError, match="data.batch_size: expected int, got float 2.5"):
+        from_dict({}, ["data.batch_size=2.5e0"])
     with pytest.raises(UsageError, match="not key=value"):
         from_dict({}, ["optim.iterations"])
     with pytest.raises(UsageError, match="optim.iterationz: unknown key"):

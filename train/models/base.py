@@ -100,6 +100,9 @@ def build(name: str, **arch_args: Any) -> SRNet:
         raise UsageError(f"bad arguments for architecture {name!r}: {e}") from None
     bound.apply_defaults()
     args = {k: v for k, v in bound.arguments.items() if k != "self"}
+    negative = [k for k, v in args.items() if isinstance(v, int) and not isinstance(v, bool) and v < 0]
+    if negative:  # every integer argument is a count or a size: nb=-2 would build like nb=0
+        raise UsageError(f"bad arguments for architecture {name!r} {args}: {', '.join(negative)} may not be negative")
     try:
         with warnings.catch_warnings():  # torch warns about zero-element layers; refused just below
             warnings.simplefilter("ignore", UserWarning)

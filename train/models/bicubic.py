@@ -17,7 +17,7 @@ class Bicubic(SRNet):
     arch = "bicubic"
     pixel_range = 1.0
     receptive_radius = 2
-    scales = (1, 2, 3, 4, 5, 6, 8)
+    scales = tuple(range(1, 17))  # any integer scale the command line takes (--scale 1-16)
 
     def __init__(self, scale: int = 4):
         super().__init__(scale)
