@@ -537,3 +537,44 @@ def test_tensorboard_events_survive_overwrite_and_resume(tmp_path, pairs, kit):
     a = {e.step: e.value for e in EventAccumulator(str(tmp_path / "a" / "tensorboard")).Reload().Scalars("loss/pixel")}
     b = {e.step: e.value for e in EventAccumulator(str(tmp_path / "b" / "tensorboard")).Reload().Scalars("loss/pixel")}
     assert a == b
+
+
+def test_compiled_runs_train_save_and_resume_like_plain_ones(tmp_path, pairs, kit, monkeypatch):
+    """engine.compile wraps G and D in torch.compile (traced here with the ``aot_eager`` backend: the
+    same graph capture and autograd as on a GPU, without inductor's C++ build). The losses follow the
+    plain run's, model files and checkpoints carry no wrapper prefixes, a compiled run killed at
+    iteration 4 resumes to the same end, and a plain run resumes from a compiled run's checkpoint."""
+    real = torch.compile
+    calls = []
+
+    def aot_eager(model, **kw):
+        calls.append(type(model).__name__)
+        return real(model, backend="aot_eager", **kw)
+
+    monkeypatch.setattr(torch, "compile", aot_eager)
+    torch._dynamo.reset()
+    tree = kit.tiny(pairs, discriminator={"arch": "patchgan", "args": {"ndf": 8, "n_layers": 1}},
+                    losses={"gan": {"weight": 0.01, "kind": "ragan"}}, data={"val": str(pairs)})
+    Trainer(from_dict(tree), tmp_path / "plain").run()
+    assert not calls
+    compiled = from_dict({**tree, "engine": {"compile": True}})
+    Trainer(compiled, tmp_path / "c").run()
+    assert calls == ["RRDBNet", "NLayerDiscriminator"]
+    plain, comp = kit.losses_of(tmp_path / "plain"), kit.losses_of(tmp_path / "c")
+    assert [i for i, _ in comp] == [1, 2, 3, 4, 5, 6]
+    for (_, a), (_, b) in zip(plain, comp):
+        assert a.keys() == b.keys() and all(b[k] == pytest.approx(a[k], rel=1e-3, abs=1e-6) for k in a)
+    w, _ = read_safetensors(tmp_path / "c" / "model.safetensors")
+    assert not any("_orig_mod" in k for k in w)
+    st = ckpt.read_checkpoint(ckpt.list_checkpoints(tmp_path / "c" / "checkpoints")[-1][1])
+    assert not any("_orig_mod" in k for part in ("generator", "discriminator") for k in st[part])
+
+    kit.run_killed_at(Trainer(compiled, tmp_path / "k"), 4)
+    Trainer(compiled, tmp_path / "k", resume=True).run()
+    assert kit.losses_of(tmp_path / "k") == comp
+    wk, _ = read_safetensors(tmp_path / "k" / "model.safetensors")
+    assert all(torch.equal(w[k], wk[k]) for k in w)
+
+    kit.run_killed_at(Trainer(compiled, tmp_path / "m"), 4)  # compiled checkpoint, plain resume
+    Trainer(from_dict(tree), tmp_path / "m", resume=True).run()
+    assert [i for i, _ in kit.losses_of(tmp_path / "m")] == [1, 2, 3, 4, 5, 6]
