@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 import numpy as np
 
 from realsr.errors import UsageError
+from realsr.images import as_rgb
 from realsr.parallel import default_workers, parallel_map
 
 from .kernelgan_params import KernelGANParams, prepare_image
@@ -113,6 +114,7 @@ def estimate_kernels(
     keys = list(range(len(images))) if keys is None else list(keys)
     if len(keys) != len(images):
         raise ValueError(f"{len(keys)} keys for {len(images)} images")
+    images = [_checked(i, img) for i, img in enumerate(images)]
     workers = min(workers, len(images))
     if workers > 1 and _device_type(device) != "cpu":
         log.info("kernel estimation on %s: one process instead of %d workers", device, workers)
@@ -149,6 +151,13 @@ def estimate_kernels(
             else:
                 results[i] = est
     return [r if r is not None else last[i] for i, r in enumerate(results)]
+
+
+def _checked(i: int, img: np.ndarray) -> np.ndarray:
+    try:
+        return as_rgb(img)
+    except ValueError as e:
+        raise ValueError(f"images[{i}]: {e}") from None
 
 
 def _estimate_group(job: tuple[list[np.ndarray], list[int], int, dict[str, Any]]) -> list[KernelEstimate]:

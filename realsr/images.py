@@ -124,9 +124,29 @@ def decode_image(data: bytes, path: str | os.PathLike = "<memory>", keep_alpha: 
     return np.ascontiguousarray(arr)
 
 
+#: float images further than this outside [0, 1] are taken for 0-255 (or other) data and refused
+FLOAT_SLACK = 0.5
+
+
 def as_rgb(img: np.ndarray) -> np.ndarray:
-    """An in-memory image (H, W), (H, W, 1), gray + alpha (H, W, 2), RGB or RGBA as (H, W, 3) RGB,
-    any dtype kept (alpha dropped, gray repeated). Raises :class:`ValueError` for other shapes."""
+    """An in-memory image (H, W), (H, W, 1), gray + alpha (H, W, 2), RGB or RGBA as (H, W, 3) RGB:
+    uint8 and uint16 kept, float32/float64 in [0, 1] kept (float16 becomes float32); alpha dropped,
+    gray repeated. The entry check of the API functions that take image arrays: raises
+    :class:`ValueError` for other shapes and pixel types (bool, int64 ...), and for float images
+    holding NaN or infinity or values more than :data:`FLOAT_SLACK` outside [0, 1] (0-255 data)."""
+    img = np.asarray(img)
+    if img.dtype.kind == "f":
+        if img.dtype == np.float16:
+            img = img.astype(np.float32)
+        if img.size:
+            if not np.isfinite(img).all():
+                raise ValueError("the image holds NaN or infinite values")
+            lo, hi = float(img.min()), float(img.max())
+            if lo < -FLOAT_SLACK or hi > 1 + FLOAT_SLACK:
+                raise ValueError(f"float images are taken in [0, 1]; this one holds values in [{lo:.4g}, {hi:.4g}] "
+                                 "(0-255 data? divide by 255, or pass uint8)")
+    elif img.dtype not in (np.uint8, np.uint16):
+        raise ValueError(f"expected uint8, uint16 or float [0, 1] pixels, got {img.dtype}")
     if img.ndim == 2:
         img = img[:, :, None]
     if img.ndim != 3 or img.shape[2] not in (1, 2, 3, 4):

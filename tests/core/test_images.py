@@ -210,3 +210,27 @@ def test_label_text_is_printable_ascii():
     """OpenCV's putText crashes (segfault) on lone surrogates, which non-UTF-8 file names become."""
     assert label_text("scene 1: OK (x2)") == "scene 1: OK (x2)"
     assert label_text(os.fsdecode(b"caf\xe9") + " \u00fc\U0001f600\n") == "caf? ???"
+
+
+
+#: arrays ``as_rgb`` refuses, with the message it gives
+BAD_ARRAYS = {
+    "float images are taken in \\[0, 1\\]; this one holds values in \\[0.0": lambda x: x * 255,
+    "NaN or infinite": lambda x: np.where(x < 0.01, np.inf, x),
+    "got bool": lambda x: x > 0.5,
+    "got int64": lambda x: [[1, 2], [3, 4]],
+    "gray, gray\\+alpha, RGB or RGBA": lambda x: np.zeros((4, 4, 5), np.uint8),
+}
+
+
+def test_as_rgb_is_the_entry_check_of_array_apis():
+    from realsr.images import as_rgb
+
+    x = np.random.default_rng(0).random((20, 30))
+    assert as_rgb(x).shape == (20, 30, 3) and as_rgb(x).dtype == np.float64
+    assert as_rgb(x.astype(np.float16)).dtype == np.float32
+    assert as_rgb(np.zeros((5, 6, 4), np.uint16)).shape == (5, 6, 3)
+    assert as_rgb(x * 1.2 - 0.1).shape == (20, 30, 3)  # a resize's overshoot is fine
+    for msg, make in BAD_ARRAYS.items():
+        with pytest.raises(ValueError, match=msg):
+            as_rgb(make(x))

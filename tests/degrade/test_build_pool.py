@@ -248,3 +248,18 @@ def test_cli_merge_joins_pool_shards_from_separate_folders(sources, tmp_path):
     pool.check_files()
     assert main(["-q", "merge", str(tmp_path / "nowhere")]) == 2
     assert main(["-q", "merge", str(tmp_path)]) == 2  # no shard records there
+
+
+def test_array_apis_refuse_what_as_rgb_refuses():
+    from realsr.degrade import clean_up, collect_noise, degrade_pair, estimate_kernels
+
+    rng = np.random.default_rng(0)
+    x = rng.random((40, 40, 3))
+    bad = {"float images are taken in \\[0, 1\\]": x * 255, "NaN or infinite": np.where(x < 0.01, np.nan, x),
+           "got bool": x > 0.5, "got int64": [[1, 2], [3, 4]]}
+    for msg, img in bad.items():
+        for api in (collect_noise, clean_up, lambda im: degrade_pair(im, "bicubic", 2, 0)):
+            with pytest.raises(ValueError, match=msg):
+                api(img)
+        with pytest.raises(ValueError, match=f"images\\[1\\]: .*{msg}"):
+            estimate_kernels([(x * 255).astype(np.uint8), img])
