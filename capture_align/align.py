@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from realsr.color import rgb_to_gray, rgb_to_y
-from realsr.images import from_float, max_value, to_float
+from realsr.images import as_rgb, from_float, max_value, to_float
 from realsr.resize import imresize
 
 from .mapping import Mapping, render_hr
@@ -71,12 +71,27 @@ def _num(x: float, nd: int) -> float | None:
     return None if x is None or not math.isfinite(x) else round(float(x), nd)
 
 
+def _capture(img: np.ndarray, what: str) -> np.ndarray:
+    """A capture array as ``align_pair`` works on it: (H, W, 3) RGB uint8/uint16, contiguous. Gray and
+    RGBA become RGB; float [0, 1] becomes 16-bit (as a float TIFF is read); :func:`as_rgb` refuses the rest."""
+    try:
+        x = as_rgb(img)
+    except ValueError as e:
+        raise ValueError(f"{what}: {e}") from None
+    if x.dtype.kind == "f":
+        x = from_float(x, np.uint16)
+    return np.ascontiguousarray(x)
+
+
 def align_pair(lr: np.ndarray, hr: np.ndarray, p: AlignParams) -> AlignResult:
-    """Align one capture pair (RGB uint8/uint16 arrays of any sizes) and gate its quality.
+    """Align one capture pair (arrays of any sizes: RGB, gray or RGBA; uint8, uint16 or float [0, 1],
+    which is taken as 16-bit) and gate its quality; the outputs keep each capture's bit depth.
 
     Returns an :class:`AlignResult` with status "ok" or "rejected"; raises
-    :class:`AlignmentFailed` when the pair cannot be aligned at all.
+    :class:`AlignmentFailed` when the pair cannot be aligned at all, :class:`ValueError` for arrays
+    that are no image (see :func:`realsr.images.as_rgb`).
     """
+    lr, hr = _capture(lr, "LR"), _capture(hr, "HR")
     est = estimate(gray_of(lr), gray_of(hr), p)
     zoom = p.expected_zoom
     nan = float("nan")

@@ -37,6 +37,25 @@ def _check_output(r, scale: int) -> None:
     assert (x1 - x0, y1 - y0) == (w, h)
 
 
+def test_gray_rgba_and_float_arrays_align_and_bad_arrays_are_refused(scenes):
+    pair = simulate_pair(scenes[1], _spec(2, 0), seed=2)
+    p = AlignParams(scale=2)
+    base = align_pair(pair.lr, pair.hr, p)
+    gray = align_pair(pair.lr[..., 1], pair.hr[..., 1], p)  # used to crash in OpenCV
+    _check_output(gray, 2)
+    assert gray.lr.dtype == np.uint8
+    rgba = align_pair(np.dstack([pair.lr, np.full(pair.lr.shape[:2], 255, np.uint8)]), pair.hr, p)
+    assert rgba.lr_box == base.lr_box and np.array_equal(rgba.lr, base.lr)
+    flt = align_pair(pair.lr / 255.0, pair.hr / 255.0, p)  # float [0, 1]: as a float TIFF, 16-bit
+    _check_output(flt, 2)
+    assert flt.lr.dtype == flt.hr.dtype == np.uint16
+    for lr, msg in ((pair.lr.astype(np.float64), "LR: float images are taken in"), (pair.lr > 9, "LR: .* got bool")):
+        with pytest.raises(ValueError, match=msg):
+            align_pair(lr, pair.hr, p)
+    with pytest.raises(ValueError, match="HR: the image holds NaN"):
+        align_pair(pair.lr, np.full(pair.hr.shape, np.nan), p)
+
+
 @pytest.mark.parametrize("scale", [2, 4])
 def test_simulated_pairs_meet_accuracy_targets(scenes, scale):
     errs = []
