@@ -128,12 +128,11 @@ def decode_image(data: bytes, path: str | os.PathLike = "<memory>", keep_alpha: 
 FLOAT_SLACK = 0.5
 
 
-def as_rgb(img: np.ndarray) -> np.ndarray:
-    """An in-memory image (H, W), (H, W, 1), gray + alpha (H, W, 2), RGB or RGBA as (H, W, 3) RGB:
-    uint8 and uint16 kept, float32/float64 in [0, 1] kept (float16 becomes float32); alpha dropped,
-    gray repeated. The entry check of the API functions that take image arrays: raises
-    :class:`ValueError` for other shapes and pixel types (bool, int64 ...), and for float images
-    holding NaN or infinity or values more than :data:`FLOAT_SLACK` outside [0, 1] (0-255 data)."""
+def check_pixels(img: np.ndarray) -> np.ndarray:
+    """``img`` as an array of image pixels: uint8 and uint16 kept, float32/float64 in [0, 1] kept
+    (float16 becomes float32). Raises :class:`ValueError` for other pixel types (bool, int64 ...),
+    and for float images holding NaN or infinity or values more than :data:`FLOAT_SLACK` outside
+    [0, 1] (0-255 data)."""
     img = np.asarray(img)
     if img.dtype.kind == "f":
         if img.dtype == np.float16:
@@ -147,6 +146,15 @@ def as_rgb(img: np.ndarray) -> np.ndarray:
                                  "(0-255 data? divide by 255, or pass uint8)")
     elif img.dtype not in (np.uint8, np.uint16):
         raise ValueError(f"expected uint8, uint16 or float [0, 1] pixels, got {img.dtype}")
+    return img
+
+
+def as_rgb(img: np.ndarray) -> np.ndarray:
+    """An in-memory image (H, W), (H, W, 1), gray + alpha (H, W, 2), RGB or RGBA as (H, W, 3) RGB,
+    alpha dropped, gray repeated, pixels as :func:`check_pixels` takes them. The entry check of the
+    API functions that take image arrays: raises :class:`ValueError` for other shapes and for what
+    :func:`check_pixels` refuses."""
+    img = check_pixels(img)
     if img.ndim == 2:
         img = img[:, :, None]
     if img.ndim != 3 or img.shape[2] not in (1, 2, 3, 4):

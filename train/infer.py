@@ -29,7 +29,7 @@ import torch
 
 from realsr import devices
 from realsr.errors import RealsrError, UsageError
-from realsr.images import from_float, to_float
+from realsr.images import as_rgb, from_float, to_float
 
 from .models import SRNet
 
@@ -220,8 +220,9 @@ def upscale_tensor(model: SRNet, lr: torch.Tensor, options: InferOptions = Infer
 
 
 def to_tensor(img: np.ndarray) -> torch.Tensor:
-    """(1, C, H, W) float32 [0, 1] from an (H, W, C) uint8/uint16 (or float [0, 1]) array."""
-    return torch.from_numpy(np.ascontiguousarray(to_float(img).transpose(2, 0, 1)))[None]
+    """(1, 3, H, W) float32 [0, 1] from an RGB, gray or RGBA uint8/uint16 (or float [0, 1]) array
+    (:func:`realsr.images.as_rgb` refuses other arrays with a :class:`ValueError`)."""
+    return torch.from_numpy(np.ascontiguousarray(to_float(as_rgb(img)).transpose(2, 0, 1)))[None]
 
 
 def from_tensor(y: torch.Tensor, dtype: np.dtype | type = np.uint8) -> np.ndarray:
@@ -230,6 +231,7 @@ def from_tensor(y: torch.Tensor, dtype: np.dtype | type = np.uint8) -> np.ndarra
 
 
 def upscale_image(model: SRNet, img: np.ndarray, options: InferOptions = InferOptions()) -> np.ndarray:
-    """Super-resolve an RGB (H, W, 3) uint8/uint16 image; returns float32 [0, 1] (sH, sW, 3)."""
+    """Super-resolve an RGB (H, W, 3) uint8/uint16 (or gray, or float [0, 1]) image; returns float32
+    [0, 1] (sH, sW, 3)."""
     y = upscale_tensor(model, to_tensor(img), options)
     return y[0].permute(1, 2, 0).numpy()

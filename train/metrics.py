@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from realsr.color import rgb_to_y
-from realsr.images import from_float
+from realsr.images import check_pixels, from_float
 
 _C1 = (0.01 * 255) ** 2
 _C2 = (0.03 * 255) ** 2
@@ -30,14 +30,14 @@ Y_WEIGHTS = (65.481, 128.553, 24.966)
 
 
 def _to_255(img: np.ndarray) -> np.ndarray:
-    """Integer levels on the 0-255 scale as float64: uint8 as is, uint16 / 257, float [0, 1] rounded to 8 bit."""
+    """Integer levels on the 0-255 scale as float64: uint8 as is, uint16 / 257, float [0, 1] rounded to
+    8 bit. Raises :class:`ValueError` for what :func:`realsr.images.check_pixels` refuses (0-255 floats ...)."""
+    img = check_pixels(img)
     if img.dtype == np.uint8:
         return img.astype(np.float64)
     if img.dtype == np.uint16:
         return img.astype(np.float64) / 257.0
-    if np.issubdtype(img.dtype, np.floating):
-        return from_float(img, np.uint8).astype(np.float64)
-    raise TypeError(f"unsupported image type {img.dtype}")
+    return from_float(img, np.uint8).astype(np.float64)
 
 
 def prepare(img: np.ndarray, crop_border: int = 0, y_channel: bool = True, round_y: bool = False) -> np.ndarray:

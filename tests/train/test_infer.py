@@ -176,3 +176,15 @@ def test_the_model_keeps_its_dtype_and_mode_after_inference():
     m = models.build("srrescgan", depth=1).train()
     upscale_tensor(m, torch.rand(1, 3, 12, 12), InferOptions(tile=0, precision="bf16"))
     assert m.training and all(p.dtype == torch.float32 for p in m.parameters())
+
+
+def test_upscale_image_takes_gray_and_float_arrays_and_refuses_bad_ones(lr_image):
+    from realsr.train.infer import upscale_image
+
+    m = models.build("bicubic", scale=2)
+    rgb = upscale_image(m, lr_image)
+    gray = upscale_image(m, lr_image[..., 1])  # used to crash in the transpose
+    assert gray.shape == rgb.shape and np.allclose(gray[..., 0], rgb[..., 1], atol=1e-6)
+    assert np.allclose(upscale_image(m, lr_image / 255.0), rgb, atol=1e-6)
+    with pytest.raises(ValueError, match="float images are taken in"):
+        upscale_image(m, lr_image.astype(np.float32))

@@ -47,6 +47,12 @@ def test_bit_depths_and_float_inputs(pair):
     assert psnr(base + 128, base, 0, y_channel=False) == pytest.approx(20 * math.log10(255 / (128 / 257)), abs=1e-6)
     with pytest.raises(ValueError, match="differ in size"):
         psnr(sr[:-1], hr)
+    # 0-255 floats used to be clipped to white silently; NaN and other pixel types are refused too
+    for bad, msg in ((sr.astype(np.float64), "float images are taken in"), (np.full(sr.shape, np.nan), "NaN"),
+                     (sr.astype(np.int32), "got int32")):
+        for metric in (psnr, ssim):
+            with pytest.raises(ValueError, match=msg):
+                metric(bad, hr)
     with pytest.raises(ValueError, match="11x11"):
         ssim(sr[:20, :20], hr[:20, :20], crop_border=5)
     gray = psnr(sr[..., 0], hr[..., 0], 2)
