@@ -44,6 +44,34 @@ def pad_reflect(x: Tensor, top: int, bottom: int, left: int, right: int) -> Tens
     return x.index_select(-1, _mirror(w, left, right, x.device))
 
 
+def _images(x: Any) -> tuple[int, int, int, int]:
+    """(B, C, H, W) of a batch the operators take: a 4-D floating-point tensor; ValueError otherwise
+    (uint8 tensors would be blurred with kernels cast to integers and clipped to {0, 1})."""
+    if not isinstance(x, Tensor) or x.ndim != 4 or not x.is_floating_point():
+        what = f"a {x.ndim}-D {x.dtype} tensor" if isinstance(x, Tensor) else type(x).__name__
+        raise ValueError(f"expected a (B, C, H, W) float tensor in [0, 1], got {what}")
+    b, c, h, w = x.shape
+    return b, c, h, w
+
+
+def _scale(scale: Any) -> int:
+    """``scale`` as a positive integer; ValueError otherwise."""
+    if isinstance(scale, (bool, np.bool_)) or not isinstance(scale, (int, np.integer)) or scale < 1:
+        raise ValueError(f"scale must be a positive integer, got {scale!r}")
+    return int(scale)
+
+
+def _hr_batch(hr: Any, scale: Any) -> tuple[int, int, int, int, int]:
+    """(B, C, H, W, scale) of an HR batch for the ``random_*`` functions: H and W multiples of scale."""
+    b, c, h, w = _images(hr)
+    s = _scale(scale)
+    if h < s or w < s or h % s or w % s:
+        raise ValueError(f"HR sides must be positive multiples of the scale x{s}, got {w}x{h} (mod-crop first)")
+    if b == 0:
+        raise ValueError("the HR batch is empty")
+    return b, c, h, w, s
+
+
 def _kernels(kernels: Tensor | np.ndarray, b: int, x: Tensor) -> Tensor:
     k = torch.as_tensor(kernels, dtype=x.dtype, device=x.device)
     if k.ndim == 2:
@@ -57,7 +85,8 @@ def blur_downsample(x: Tensor, kernels: Tensor | np.ndarray, scale: int = 1) -> 
     """Correlate every image of ``x`` with its kernel (``kernels`` (K, K) or (B, K, K), origin at
     ``K // 2``, reflect borders) and keep every ``scale``-th pixel from 0 (only those are computed):
     ``ceil(H / scale) x ceil(W / scale)``."""
-    b, c, h, w = x.shape
+    b, c, h, w = _images(x)
+    scale = _scale(scale)
     k = _kernels(kernels, b, x)
     size = k.shape[-1]
     lo, hi = size // 2, size - 1 - size // 2
@@ -74,7 +103,8 @@ def blur(x: Tensor, kernels: Tensor | np.ndarray) -> Tensor:
 
 def subsample(x: Tensor, scale: int) -> Tensor:
     """Every ``scale``-th row and column from 0."""
-    return x[..., ::scale, ::scale]
+    s = _scale(scale)
+    return x[..., ::s, ::s]
 
 
 @functools.lru_cache(maxsize=128)
@@ -90,8 +120,10 @@ def resize(x: Tensor, size: Sequence[int], method: str = "bicubic", antialias: b
     (:data:`realsr.resize.METHODS`): the same weight matrices as the NumPy path, applied as two
     matrix products (the axis with the smaller scale first, rows on a tie). ``round_passes``
     (255 or 65535): round to that many levels after each pass, as MATLAB on integer images."""
-    h, w = x.shape[-2:]
+    _, _, h, w = _images(x)
     oh, ow = int(size[0]), int(size[1])
+    if oh < 1 or ow < 1:
+        raise ValueError(f"resize needs a size of at least 1x1, got {ow}x{oh}")
     if (oh, ow) == (h, w):
         return x
     mh = _matrix(h, oh, method, antialias, x.dtype, x.device)
@@ -107,6 +139,7 @@ def resize(x: Tensor, size: Sequence[int], method: str = "bicubic", antialias: b
 
 def quantize(x: Tensor) -> Tensor:
     """Clip to [0, 1] and round to 8-bit levels (half up, as :func:`realsr.images.from_float`)."""
+    _images(x)
     return torch.floor(x.clamp(0, 1) * 255 + 0.5) / 255
 
 
@@ -124,7 +157,7 @@ def to_gray(x: Tensor) -> Tensor:
 def gaussian_noise(x: Tensor, sigma: Any, gray: Any = False, generator: torch.Generator | None = None) -> Tensor:
     """Gaussian noise for ``x``: std ``sigma`` (DN on 0-255; scalar or per image), the same field on
     all channels where ``gray`` (bool or per image)."""
-    b, c, h, w = x.shape
+    b, c, h, w = _images(x)
     s = _per_image(sigma, b, x).view(b, 1, 1, 1) / 255
     n = torch.randn((b, c, h, w), generator=generator, device=x.device, dtype=x.dtype)
     g = torch.as_tensor(gray, device=x.device).reshape(-1).expand(b).view(b, 1, 1, 1)
@@ -135,7 +168,7 @@ def gaussian_noise(x: Tensor, sigma: Any, gray: Any = False, generator: torch.Ge
 def poisson_noise_t(x: Tensor, peak: Any, gray: Any = False, generator: torch.Generator | None = None) -> Tensor:
     """Poisson noise ``Poisson(peak x) / peak - x`` of ``x`` clipped and rounded to 8-bit levels (on its gray image where
     ``gray``); ``peak`` scalar or per image."""
-    b = x.shape[0]
+    b = _images(x)[0]
     p = _per_image(peak, b, x).view(b, 1, 1, 1)
     base = quantize(x)
     noise = torch.poisson(base * p, generator=generator) / p - base
@@ -216,7 +249,7 @@ class NoiseBank:
 
     def inject(self, lr: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """``clamp(lr + noise, 0, 1)`` with one random zero-mean crop per image."""
-        b, _, h, w = lr.shape
+        b, _, h, w = _images(lr)
         return (lr + self.sample(b, h, w, generator).to(lr.dtype)).clamp(0, 1)
 
 
@@ -234,7 +267,15 @@ def random_pool(hr: Tensor, scale: int, pool: Any, bank: NoiseBank | None, rng: 
     """Impressionism degradation of a batch: a pool kernel per image (drawn with ``rng``), blur and
     keep every ``scale``-th pixel, then (with a ``bank``) one zero-mean pool-noise crop per image; not
     rounded."""
-    ks = [pool.random_kernel(rng)[0].astype(np.float64) for _ in range(hr.shape[0])]
+    b, _, _, _ = _images(hr)
+    scale = _scale(scale)
+    if pool.scale != scale:
+        from realsr.errors import UsageError
+
+        raise UsageError(f"the pool was built for x{pool.scale}, not x{scale}", pool.record)
+    if b == 0:
+        raise ValueError("the HR batch is empty")
+    ks = [pool.random_kernel(rng)[0].astype(np.float64) for _ in range(b)]
     lr = blur_downsample(hr, _pad_kernels(ks), scale)
     if bank is not None:
         lr = lr + bank.sample(lr.shape[0], lr.shape[-2], lr.shape[-1], generator).to(lr.dtype)
@@ -246,7 +287,7 @@ def random_classic(hr: Tensor, scale: int, params: ClassicParams, rng: np.random
     """Classic degradation of a batch (HR sides multiples of ``scale``): per image the parameters of
     :func:`realsr.degrade.recipes.sample_classic` (drawn with ``rng``), executed batched; noise drawn
     on the device with ``generator``. Not rounded."""
-    b, _, h, w = hr.shape
+    b, _, h, w, scale = _hr_batch(hr, scale)
     specs = [sample_classic(rng, (h, w), scale, params) for _ in range(b)]
     x = blur(hr, _pad_kernels([make_kernel(s[0]["kernel"]) for s in specs]))
     lr = torch.empty((b, hr.shape[1], h // scale, w // scale), dtype=hr.dtype, device=hr.device)
@@ -273,7 +314,7 @@ def random_highorder(hr: Tensor, scale: int, params: HighOrderParams, rng: np.ra
     """Real-ESRGAN's second-order degradation of a batch, batched as Real-ESRGAN does it: kernels,
     noise strength, gray noise and JPEG quality per image; whether to blur in the second stage, the
     resize factor and method, the noise kind and the final order per batch. Not rounded."""
-    b, _, h, w = hr.shape
+    b, _, h, w, scale = _hr_batch(hr, scale)
     lr_size = (h // scale, w // scale)
     x = hr
 

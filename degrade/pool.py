@@ -59,13 +59,13 @@ class Pool:
     @property
     def kernels(self) -> list[dict[str, Any]]:
         """Kernel entries of the usable sources, sorted by source name."""
-        return [dict(e["kernel"], source=e["file"]) for _, e in sorted(self.sources.items())
+        return [dict(e["kernel"], source=e.get("file")) for _, e in sorted(self.sources.items())
                 if e.get("status") == "ok" and e.get("kernel")]
 
     @property
     def noise(self) -> list[dict[str, Any]]:
         """Noise-patch entries of the usable sources, sorted by source name then position."""
-        return [dict(n, source=e["file"]) for _, e in sorted(self.sources.items())
+        return [dict(n, source=e.get("file")) for _, e in sorted(self.sources.items())
                 if e.get("status") == "ok" for n in e.get("noise") or []]
 
     def kernel(self, i: int) -> np.ndarray:

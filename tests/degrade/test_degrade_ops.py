@@ -201,6 +201,34 @@ def test_random_batched_modes_on_torch(hr):
     assert torch.equal(n[:, 0], n[:, 2])
 
 
+def test_torch_operators_refuse_what_they_would_get_wrong(hr):
+    """uint8 tensors were blurred by kernels cast to integers (all zeros) or clipped to {0, 1}; a
+    non-positive scale or empty size reached torch or a ZeroDivisionError; the random modes took
+    HR sides that are no multiple of the scale."""
+    x = _t(hr[:32, :32])
+    k = np.ones((3, 3)) / 9
+    u8 = (x * 255).to(torch.uint8)
+    rng = np.random.default_rng(0)
+    for call in (lambda: ops.blur(u8, k), lambda: ops.resize(u8, (8, 8)), lambda: ops.quantize(u8),
+                 lambda: ops.gaussian_noise(u8, 5), lambda: ops.poisson_noise_t(u8, 10),
+                 lambda: ops.random_classic(u8, 2, ClassicParams(), rng), lambda: ops.blur(x[0], k)):
+        with pytest.raises(ValueError, match="expected a \\(B, C, H, W\\) float tensor"):
+            call()
+    for scale in (0, -2, 2.5, True):
+        with pytest.raises(ValueError, match="scale must be a positive integer"):
+            ops.blur_downsample(x, k, scale)
+        with pytest.raises(ValueError, match="scale must be a positive integer"):
+            ops.random_classic(x, scale, ClassicParams(), rng)
+    assert ops.blur_downsample(x, k, np.int64(2)).shape == (1, 3, 16, 16)
+    with pytest.raises(ValueError, match="at least 1x1"):
+        ops.resize(x, (0, 8))
+    for fn, params in ((ops.random_classic, ClassicParams()), (ops.random_highorder, HighOrderParams())):
+        with pytest.raises(ValueError, match="multiples of the scale x4, got 30x30"):
+            fn(x[..., :30, :30], 4, params, rng)
+        with pytest.raises(ValueError, match="empty"):
+            fn(x[:0], 4, params, rng)
+
+
 @pytest.mark.realdata
 def test_bicubic_mode_matches_matlab_lr_files(shared):
     """`--mode bicubic` against the SelfExSR MATLAB LR files of Set5 and Set14 at x2, x3, x4 (57

@@ -101,3 +101,15 @@ def test_torch_random_pool_and_noise_bank(pool, scene):
     assert out.max() <= 1 and out.shape == (3, 3, 16, 16)
     with pytest.raises(ValueError, match="larger than the smallest pool patch"):
         bank.sample(1, 65, 10)
+    # the torch path refuses what the NumPy path refuses: another scale's pool, integer tensors
+    with pytest.raises(UsageError, match="built for x2, not x4"):
+        ops.random_pool(x, 4, p, None, np.random.default_rng(0))
+    u8 = (x * 255).to(torch.uint8)
+    for call in (lambda: ops.random_pool(u8, 2, p, None, np.random.default_rng(0)), lambda: bank.inject(u8)):
+        with pytest.raises(ValueError, match="float tensor in \\[0, 1\\], got a 4-D torch.uint8 tensor"):
+            call()
+
+    # a sources entry without its photo's path is still usable (its kernels and noise list it as None)
+    rec = p.sources["a"]
+    rec.pop("file")
+    assert p.kernels[0]["source"] is None and p.noise[0]["source"] is None
