@@ -30,7 +30,7 @@ from scipy.special import ndtr
 from realsr.atomic import write_json_atomic
 from realsr.color import rgb_to_gray
 from realsr.errors import ImageReadError, UsageError
-from realsr.images import as_rgb, folder_images, label_text, read_image, write_png
+from realsr.images import as_rgb, check_pixels, folder_images, label_text, read_image, write_png
 
 from .preview import _grid, _header
 
@@ -66,10 +66,11 @@ ImageSource = Union[str, os.PathLike, np.ndarray]
 # array helpers
 
 
-def _channels_255(img: np.ndarray) -> tuple[np.ndarray, float]:
+def _channels_255(img: np.ndarray, float_range: bool = True) -> tuple[np.ndarray, float]:
     """``(H, W, C)`` float32 on the 0-255 scale (C = 1 for gray, 3 for RGB, alpha dropped) and the
-    quantisation step of the values on that scale (1 for 8-bit data, 0 when continuous)."""
-    a = np.asarray(img)
+    quantisation step of the values on that scale (1 for 8-bit data, 0 when continuous). uint8,
+    uint16 or float [0, 1] (any finite floats unless ``float_range``); ValueError for the rest."""
+    a = check_pixels(img, float_range)
     if a.ndim == 2:
         a = a[:, :, None]
     if a.ndim != 3 or a.shape[2] not in (1, 2, 3, 4):
@@ -80,17 +81,13 @@ def _channels_255(img: np.ndarray) -> tuple[np.ndarray, float]:
     if a.dtype == np.uint16:
         x = a.astype(np.float32) * np.float32(255.0 / 65535.0)
         return x, 1.0 if not np.any(a % 257) else 255.0 / 65535.0  # 8-bit data stored as 16-bit
-    if a.dtype in (np.float32, np.float64):
-        if not np.isfinite(a).all():
-            raise ValueError("image holds NaN or infinity")
-        x = a.astype(np.float32) * np.float32(255.0)
-        return x, 1.0 if np.all(np.abs(x - np.rint(x)) < 1e-3) else 0.0
-    raise ValueError(f"unsupported pixel type {a.dtype} (use uint8, uint16 or float in [0, 1])")
+    x = a.astype(np.float32) * np.float32(255.0)
+    return x, 1.0 if np.all(np.abs(x - np.rint(x)) < 1e-3) else 0.0
 
 
-def _gray_255(img: np.ndarray) -> np.ndarray:
+def _gray_255(img: np.ndarray, float_range: bool = True) -> np.ndarray:
     """BT.601 gray of an image as float32 on the 0-255 scale."""
-    x, _ = _channels_255(img)
+    x, _ = _channels_255(img, float_range)
     return x[:, :, 0] if x.shape[2] == 1 else rgb_to_gray(x)
 
 
@@ -330,9 +327,10 @@ def power_spectrum(img: np.ndarray, bins: int = SPECTRUM_BINS) -> tuple[np.ndarr
     and is multiplied by a 2-D Hann window. Power is divided by its mean over all samples in
     (0, 0.5], so only the spectral shape remains, comparable across sizes and brightness: white
     noise gives a flat curve at 0, blur makes it fall towards 0.5. Bins without samples (images
-    under ~64 px) are interpolated from their neighbours; a constant image gives all zeros.
+    under ~64 px) are interpolated from their neighbours; a constant image gives all zeros. The
+    shape does not depend on the scale, so floats of any range are taken.
     """
-    return _spectrum_of_gray(_gray_255(img), bins)
+    return _spectrum_of_gray(_gray_255(img, float_range=False), bins)
 
 
 def _spectrum_of_gray(g: np.ndarray, bins: int = SPECTRUM_BINS) -> tuple[np.ndarray, np.ndarray]:
@@ -476,6 +474,9 @@ def compare_sets(synthetic: Sequence[np.ndarray], real: Sequence[np.ndarray]) ->
     spectrum) and ``summary`` (lines
     a person can read).
     """
+    for name, images in (("synthetic", synthetic), ("real", real)):
+        if isinstance(images, np.ndarray):  # one image would be taken for a list of its rows
+            raise ValueError(f"{name}: give a list of images, not one array")
     return compare_figures([image_figures(i) for i in synthetic], [image_figures(i) for i in real])
 
 

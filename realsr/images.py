@@ -128,11 +128,11 @@ def decode_image(data: bytes, path: str | os.PathLike = "<memory>", keep_alpha: 
 FLOAT_SLACK = 0.5
 
 
-def check_pixels(img: np.ndarray) -> np.ndarray:
+def check_pixels(img: np.ndarray, float_range: bool = True) -> np.ndarray:
     """``img`` as an array of image pixels: uint8 and uint16 kept, float32/float64 in [0, 1] kept
     (float16 becomes float32). Raises :class:`ValueError` for other pixel types (bool, int64 ...),
-    and for float images holding NaN or infinity or values more than :data:`FLOAT_SLACK` outside
-    [0, 1] (0-255 data)."""
+    and for float images holding NaN or infinity or (``float_range``: for functions whose result
+    depends on the scale) values more than :data:`FLOAT_SLACK` outside [0, 1] (0-255 data)."""
     img = np.asarray(img)
     if img.dtype.kind == "f":
         if img.dtype == np.float16:
@@ -140,7 +140,7 @@ def check_pixels(img: np.ndarray) -> np.ndarray:
         if img.size:
             if not np.isfinite(img).all():
                 raise ValueError("the image holds NaN or infinite values")
-            lo, hi = float(img.min()), float(img.max())
+            lo, hi = (float(img.min()), float(img.max())) if float_range else (0.0, 1.0)
             if lo < -FLOAT_SLACK or hi > 1 + FLOAT_SLACK:
                 raise ValueError(f"float images are taken in [0, 1]; this one holds values in [{lo:.4g}, {hi:.4g}] "
                                  "(0-255 data? divide by 255, or pass uint8)")

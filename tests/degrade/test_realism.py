@@ -92,6 +92,12 @@ def test_noise_sigma_scales_dtypes_and_gray():
     # a truly continuous (float) image: the plain median
     f = 0.5 + rng.normal(0, 3.0 / 255, (256, 256))
     assert abs(noise_sigma(f)[0] / 3.0 - 1) < 0.10
+    assert noise_sigma(f.astype(np.float16))[0] == pytest.approx(noise_sigma(f)[0], rel=0.05)
+    # 0-255 floats gave a noise 255 times too high; one image for a list was read as its rows
+    with pytest.raises(ValueError, match="float images are taken in"):
+        image_figures(img.astype(np.float64))
+    with pytest.raises(ValueError, match="synthetic: give a list of images"):
+        compare_sets(img, [img])
 
 
 def test_noise_sigma_ignores_edges_and_texture():
