@@ -82,7 +82,7 @@ def load_model(spec: str | os.PathLike, arch: str | None = None, scale: int | No
     if str(spec) == "bicubic":
         if arch not in (None, "bicubic"):
             raise UsageError(f"'bicubic' is its own architecture; --arch {arch} does not apply")
-        return build("bicubic", scale=scale or 4, **arch_args).eval()
+        return build("bicubic", scale=4 if scale is None else scale, **arch_args).eval()
     path = Path(spec)
     if not path.is_file():
         raise UsageError("model file not found (give a .safetensors model, an official .pth "
@@ -110,6 +110,8 @@ def load_model(spec: str | os.PathLike, arch: str | None = None, scale: int | No
             return _load_into(net, state, path).eval()
     else:
         state = load_state(path, "model checkpoint")
+    if not state:  # bicubic's own files say so in their metadata (above)
+        raise UsageError("the file holds no weights", path)
     if arch is None:
         found = recognise(state, scale)
         if found is None and scale is not None and (other := recognise(state)) is not None:

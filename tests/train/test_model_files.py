@@ -97,6 +97,35 @@ def test_bad_files_are_refused_with_clear_messages(tmp_path):
     with pytest.raises(UsageError, match="not found"):
         load_model(tmp_path / "missing.pth")
     assert load_model("bicubic", scale=3).scale == 3
+    with pytest.raises(UsageError, match="not 0"):  # was taken for "no scale given": x4
+        load_model("bicubic", scale=0)
+    from safetensors.torch import save_file
+
+    save_file({}, tmp_path / "empty.safetensors")  # used to load as the bicubic model
+    with pytest.raises(UsageError, match="holds no weights"):
+        load_model(tmp_path / "empty.safetensors")
+    save_model(tmp_path / "bic.safetensors", models.build("bicubic", scale=3))  # bicubic's file says so
+    assert load_model(tmp_path / "bic.safetensors").scale == 3
+
+
+def test_architecture_arguments_take_their_defaults_types():
+    """NumPy numbers and integral floats are converted (scale 4.0 used to write a model file that
+    did not load, np.int64 one that did not save); NaN, strings and fractions are refused by name."""
+    import numpy as np
+
+    m = models.build("edsr", scale=4.0, num_feat=np.int64(8), num_block=1, res_scale=np.float32(0.5))
+    assert m.arch_args == {"scale": 4, "num_feat": 8, "num_block": 1, "res_scale": 0.5}
+    assert all(type(v) in (int, float) for v in m.arch_args.values())
+    for args, msg in (({"res_scale": float("nan")}, "res_scale must be a finite number"),
+                      ({"res_scale": "1"}, "res_scale must be a finite number"),
+                      ({"scale": 4.5}, "scale must be an int, got 4.5"),
+                      ({"num_feat": True}, "num_feat must be an int")):
+        with pytest.raises(UsageError, match=msg):
+            models.build("edsr", **args)
+    with pytest.raises(UsageError, match="reduction 0 must be between 1 and num_feat"):
+        models.build("rcan", reduction=0)
+    with pytest.raises(UsageError, match="bad arguments for architecture 'd2csr'"):  # a ZeroDivisionError inside
+        models.build("d2csr", reduction=0)
 
 
 @pytest.mark.realdata

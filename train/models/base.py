@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import inspect
 import json
+import math
 import warnings
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 import torch.nn as nn
 
@@ -89,6 +91,25 @@ def arch_class(name: str) -> type[SRNet]:
         raise UsageError(f"unknown architecture {name!r} (known: {', '.join(names())})") from None
 
 
+def _arch_arg(arch: str, key: str, value: Any, default: Any) -> Any:
+    """``value`` of argument ``key`` as the type of its default: NumPy scalars as Python numbers,
+    integral floats as int for int arguments (``scale: 4.0`` would write a model file that does not
+    load), finite numbers for float ones. :class:`UsageError` for the rest."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    kind = type(default)
+    if kind is int and isinstance(value, float) and value.is_integer():
+        value = int(value)
+    ok = (isinstance(value, bool) if kind is bool
+          else isinstance(value, int) and not isinstance(value, bool) if kind is int
+          else isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) if kind is float
+          else isinstance(value, str) if kind is str else True)
+    if not ok:
+        what = "a finite number" if kind is float else f"{'an' if kind is int else 'a'} {kind.__name__}"
+        raise UsageError(f"bad arguments for architecture {arch!r}: {key} must be {what}, got {value!r}")
+    return float(value) if kind is float else value
+
+
 def build(name: str, **arch_args: Any) -> SRNet:
     """A fresh network of architecture ``name`` built with ``arch_args`` (defaults fill the rest; the
     full argument set is kept in ``model.arch_args`` for model files)."""
@@ -99,7 +120,7 @@ def build(name: str, **arch_args: Any) -> SRNet:
     except TypeError as e:
         raise UsageError(f"bad arguments for architecture {name!r}: {e}") from None
     bound.apply_defaults()
-    args = {k: v for k, v in bound.arguments.items() if k != "self"}
+    args = {k: _arch_arg(name, k, v, sig.parameters[k].default) for k, v in bound.arguments.items() if k != "self"}
     negative = [k for k, v in args.items() if isinstance(v, int) and not isinstance(v, bool) and v < 0]
     if negative:  # every integer argument is a count or a size: nb=-2 would build like nb=0
         raise UsageError(f"bad arguments for architecture {name!r} {args}: {', '.join(negative)} may not be negative")
@@ -109,7 +130,7 @@ def build(name: str, **arch_args: Any) -> SRNet:
             model = cls(**args)
     except UsageError:
         raise
-    except (TypeError, ValueError, RuntimeError) as e:  # nf="abc", nf=2.5 ...: torch's own complaint
+    except (TypeError, ValueError, RuntimeError, ArithmeticError) as e:  # torch's own complaint, reduction=0 ...
         first = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
         raise UsageError(f"bad arguments for architecture {name!r} {args}: {first}") from None
     if any(t.numel() == 0 for t in model.parameters()):  # nf=0: builds, then fails in the first step

@@ -80,8 +80,8 @@ class RCAN(MeanShifted):
     def __init__(self, scale: int = 4, num_feat: int = 64, num_group: int = 10, num_block: int = 20,
                  reduction: int = 16, res_scale: float = 1.0):
         super().__init__(scale)
-        if num_feat // reduction < 1:
-            raise UsageError(f"rcan: reduction {reduction} leaves no channels of num_feat {num_feat}")
+        if reduction < 1 or num_feat // reduction < 1:
+            raise UsageError(f"rcan: reduction {reduction} must be between 1 and num_feat ({num_feat})")
         self._frame(num_feat, nn.Sequential(*(ResidualGroup(num_feat, num_block, reduction, res_scale)
                                               for _ in range(num_group))))
 
