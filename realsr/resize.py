@@ -155,9 +155,16 @@ def imresize(
     and returns float32 in the input's units (e.g. 0-255), without a float copy of the input.
     ``method``: ``bicubic`` (default), ``bilinear``, ``nearest``, ``area``, ``lanczos2``, ``lanczos3``.
     """
+    img = np.asarray(img)
+    if img.dtype == np.float16:
+        img = img.astype(np.float32)
+    if img.dtype not in (np.uint8, np.uint16, np.float32, np.float64):
+        raise ValueError(f"imresize takes uint8, uint16 or float images, got {img.dtype}")
     if img.ndim not in (2, 3):
         raise ValueError(f"expected (H, W) or (H, W, C), got shape {img.shape}")
     h, w = img.shape[:2]
+    if scale is not None and not (isinstance(scale, (int, float, np.number)) and math.isfinite(scale) and scale > 0):
+        raise ValueError(f"scale must be a positive finite number, got {scale!r}")
     if output_shape is None:
         if scale is None:
             raise ValueError("give scale or output_shape")
@@ -165,7 +172,11 @@ def imresize(
         sh = sw = float(scale)
     else:
         oh, ow = map(int, output_shape)
+        if oh < 1 or ow < 1:
+            raise ValueError(f"output_shape must be at least (1, 1), got {tuple(output_shape)}")
         sh, sw = (oh / h, ow / w) if scale is None else (float(scale), float(scale))
+    if h < 1 or w < 1:
+        raise ValueError(f"cannot resize an empty {w}x{h} image")
     is_int = np.issubdtype(img.dtype, np.integer)
     integer = is_int and not float_result  # MATLAB integer semantics
     dtype = img.dtype if img.dtype in (np.float32, np.float64) else (np.float32 if float_result else np.float64)
@@ -200,5 +211,7 @@ def imresize(
 
 def modcrop(img: np.ndarray, scale: int) -> np.ndarray:
     """Crop the bottom/right so that H and W are multiples of ``scale`` (top-left anchored)."""
+    if isinstance(scale, (bool, np.bool_)) or not isinstance(scale, (int, np.integer)) or scale < 1:
+        raise ValueError(f"scale must be a positive integer, got {scale!r}")
     h, w = img.shape[:2]
     return img[: h - h % scale, : w - w % scale]

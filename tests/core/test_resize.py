@@ -59,6 +59,23 @@ def test_upscaling_matches_cubic_a_minus_half():
 
 def test_modcrop():
     assert modcrop(np.zeros((13, 17, 3)), 4).shape == (12, 16, 3)
+    with pytest.raises(ValueError, match="positive integer"):
+        modcrop(np.zeros((13, 17, 3)), 0)  # was a ZeroDivisionError
+
+
+def test_bad_scales_sizes_and_pixel_types_are_refused():
+    x = np.zeros((8, 8, 3), np.uint8)
+    for kw in ({"scale": 0}, {"scale": -2}, {"scale": float("nan")}, {"scale": float("inf")}):
+        with pytest.raises(ValueError, match="scale must be a positive finite number"):
+            imresize(x, **kw)
+    with pytest.raises(ValueError, match="output_shape must be at least"):
+        imresize(x, output_shape=(0, 4))
+    for img in (x.astype(bool), x.astype(np.int32), x.tolist()):  # cv2 errors or silent clipping before
+        with pytest.raises(ValueError, match="takes uint8, uint16 or float"):
+            imresize(img, 0.5)
+    with pytest.raises(ValueError, match="empty"):
+        imresize(np.zeros((0, 4)), 2)
+    assert imresize(x.astype(np.float16), 0.5).dtype == np.float32
 
 
 @pytest.mark.realdata
