@@ -25,6 +25,8 @@ def rgb_to_y(img: np.ndarray) -> np.ndarray:
 
 def _weighted(img: np.ndarray, w: np.ndarray) -> np.ndarray:
     """Channel-weighted sum of a float32 (H, W, 3) image (OpenCV, vectorised and threaded)."""
+    if img.size == 0:  # cv2.transform returns None for an empty image
+        return np.zeros(img.shape[:2], np.float32)
     return cv2.transform(np.ascontiguousarray(img), w.reshape(1, 3).astype(np.float32))
 
 
