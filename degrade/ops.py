@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from realsr.resize import resize_matrix
+from realsr.resize import check_scale, resize_matrix
 
 from .jpeg import jpeg_torch
 from .kernel_family import make_kernel
@@ -54,17 +54,10 @@ def _images(x: Any) -> tuple[int, int, int, int]:
     return b, c, h, w
 
 
-def _scale(scale: Any) -> int:
-    """``scale`` as a positive integer; ValueError otherwise."""
-    if isinstance(scale, (bool, np.bool_)) or not isinstance(scale, (int, np.integer)) or scale < 1:
-        raise ValueError(f"scale must be a positive integer, got {scale!r}")
-    return int(scale)
-
-
 def _hr_batch(hr: Any, scale: Any) -> tuple[int, int, int, int, int]:
     """(B, C, H, W, scale) of an HR batch for the ``random_*`` functions: H and W multiples of scale."""
     b, c, h, w = _images(hr)
-    s = _scale(scale)
+    s = check_scale(scale)
     if h < s or w < s or h % s or w % s:
         raise ValueError(f"HR sides must be positive multiples of the scale x{s}, got {w}x{h} (mod-crop first)")
     if b == 0:
@@ -86,7 +79,7 @@ def blur_downsample(x: Tensor, kernels: Tensor | np.ndarray, scale: int = 1) -> 
     ``K // 2``, reflect borders) and keep every ``scale``-th pixel from 0 (only those are computed):
     ``ceil(H / scale) x ceil(W / scale)``."""
     b, c, h, w = _images(x)
-    scale = _scale(scale)
+    scale = check_scale(scale)
     k = _kernels(kernels, b, x)
     size = k.shape[-1]
     lo, hi = size // 2, size - 1 - size // 2
@@ -103,7 +96,7 @@ def blur(x: Tensor, kernels: Tensor | np.ndarray) -> Tensor:
 
 def subsample(x: Tensor, scale: int) -> Tensor:
     """Every ``scale``-th row and column from 0."""
-    s = _scale(scale)
+    s = check_scale(scale)
     return x[..., ::s, ::s]
 
 
@@ -268,7 +261,7 @@ def random_pool(hr: Tensor, scale: int, pool: Any, bank: NoiseBank | None, rng: 
     keep every ``scale``-th pixel, then (with a ``bank``) one zero-mean pool-noise crop per image; not
     rounded."""
     b, _, _, _ = _images(hr)
-    scale = _scale(scale)
+    scale = check_scale(scale)
     if pool.scale != scale:
         from realsr.errors import UsageError
 

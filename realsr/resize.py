@@ -9,6 +9,7 @@ output size ``ceil(in * scale)``; separable, rows first). The result is float an
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -209,9 +210,15 @@ def imresize(
     return out if img.ndim == 3 or c != 1 else out.reshape(oh, ow)
 
 
-def modcrop(img: np.ndarray, scale: int) -> np.ndarray:
-    """Crop the bottom/right so that H and W are multiples of ``scale`` (top-left anchored)."""
+def check_scale(scale: Any) -> int:
+    """``scale`` (an SR factor) as a positive Python int; ValueError for anything else (0, 2.5, True ...)."""
     if isinstance(scale, (bool, np.bool_)) or not isinstance(scale, (int, np.integer)) or scale < 1:
         raise ValueError(f"scale must be a positive integer, got {scale!r}")
+    return int(scale)
+
+
+def modcrop(img: np.ndarray, scale: int) -> np.ndarray:
+    """Crop the bottom/right so that H and W are multiples of ``scale`` (top-left anchored)."""
+    scale = check_scale(scale)
     h, w = img.shape[:2]
     return img[: h - h % scale, : w - w % scale]
