@@ -175,11 +175,10 @@ def _estimate_in_processes(images: Sequence[np.ndarray], keys: list[int], worker
     threads = max(1, default_workers() // workers)
     groups = [list(range(g, len(images), workers)) for g in range(workers)]
     jobs = [([images[i] for i in g], [keys[i] for i in g], threads, options) for g in groups]
-    results: list[KernelEstimate | None] = [None] * len(images)
+    found: dict[int, KernelEstimate] = {}
     for gi, ests in parallel_map(_estimate_group, jobs, workers=workers, progress=False):
-        for i, est in zip(groups[gi], ests):
-            results[i] = est
-    return [r for r in results if r is not None]
+        found.update(zip(groups[gi], ests))
+    return [found[i] for i in range(len(images))]
 
 
 def _device_type(device: "str | torch.device | None") -> str:
