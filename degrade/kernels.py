@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy import ndimage
@@ -119,12 +120,25 @@ def post_process(k: np.ndarray, n: int = 40, scale: int = 2, clip_negative: bool
     return shift_to_convention(zeroize_negligible(np.asarray(k, np.float64), n), scale, clip_negative)
 
 
+def kernel_array(k: Any, what: str = "kernel", square: bool = True) -> np.ndarray:
+    """``k`` as a float64 kernel: a non-empty (``square``) 2-D array of finite values with a positive
+    sum; :class:`ValueError` naming ``what`` otherwise (the helpers below would return NaN or fail
+    inside NumPy)."""
+    a = np.asarray(k, np.float64)
+    if a.ndim != 2 or a.size == 0 or (square and a.shape[0] != a.shape[1]):
+        raise ValueError(f"{what} must be a {'square ' if square else ''}2-D array, got shape {a.shape}")
+    if not np.all(np.isfinite(a)) or not a.sum() > 0:
+        raise ValueError(f"{what} must hold finite values with a positive sum")
+    return a
+
+
 def analytic_x4(k2: np.ndarray) -> np.ndarray:
     """The x4 kernel implied by applying the x2 kernel twice: ``k2 * (k2 dilated by 2)``.
 
     Size ``3K - 2`` cropped by ``K // 2`` per side (29 x 29 for K = 15), renormalised to sum 1
     (KernelGAN's ``analytic_kernel``). Its centre of mass lands on the x4 convention.
     """
+    k2 = kernel_array(k2, "x2 kernel")
     kk = k2.shape[0]
     big = np.zeros((3 * kk - 2, 3 * kk - 2))
     for r in range(kk):
@@ -139,7 +153,7 @@ def analytic_x4(k2: np.ndarray) -> np.ndarray:
 def on_canvas(k: np.ndarray, size: int, scale: int = 2) -> np.ndarray:
     """``k`` re-centred (centre of mass at the ``scale`` convention) on a ``size`` x ``size`` grid, so
     kernels of different sizes and offsets can be compared pixel by pixel (``size`` odd, sums to 1)."""
-    k = np.asarray(k, np.float64)
+    k = kernel_array(k, square=False)
     com = np.array(centre_of_mass(k))
     big = max(size, *k.shape) + 2 * (int(np.max(np.abs(com - np.array(k.shape) / 2))) + 4)
     big += 1 - big % 2
@@ -157,6 +171,7 @@ def on_canvas(k: np.ndarray, size: int, scale: int = 2) -> np.ndarray:
 def kernel_distance(a: np.ndarray, b: np.ndarray, scale: int = 2) -> float:
     """L2 distance between two kernels after centring both on a common canvas (units of kernel
     weight; 0 = identical shape). Shifts do not count: the pool re-centres every kernel."""
+    a, b = kernel_array(a, square=False), kernel_array(b, square=False)
     size = max(a.shape[0], a.shape[1], b.shape[0], b.shape[1]) + 6
     size += 1 - size % 2
     return float(np.linalg.norm(on_canvas(a, size, scale) - on_canvas(b, size, scale)))

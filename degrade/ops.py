@@ -81,6 +81,8 @@ def blur_downsample(x: Tensor, kernels: Tensor | np.ndarray, scale: int = 1) -> 
     b, c, h, w = _images(x)
     scale = check_scale(scale)
     k = _kernels(kernels, b, x)
+    if b == 0:  # an empty batch stays empty (conv2d takes no zero groups)
+        return x.new_zeros((0, c, -(-h // scale), -(-w // scale)))
     size = k.shape[-1]
     lo, hi = size // 2, size - 1 - size // 2
     xp = pad_reflect(x, lo, hi, lo, hi).reshape(1, b * c, h + size - 1, w + size - 1)
@@ -230,6 +232,8 @@ class NoiseBank:
         """(b, 3, h, w) zero-mean noise crops (h, w at most the smallest patch side)."""
         if max(h, w) > self.min_size:
             raise ValueError(f"noise crops of {w}x{h} are larger than the smallest pool patch ({self.min_size} px)")
+        if b == 0:
+            return self.patches[0].new_zeros((0, self.patches[0].shape[0], h, w))
         idx = torch.randint(len(self.patches), (b,), generator=generator).tolist()
         out = []
         for i in idx:

@@ -129,3 +129,17 @@ def test_blindsr_kernels_follow_div2krk():
     again = [blindsr_kernel(np.random.default_rng(7), 2)]
     assert np.array_equal(again[0], ks[0])
     assert blindsr_kernel(np.random.default_rng(0), 4, noise_level=0).shape[0] >= 31
+
+
+def test_kernels_given_to_the_helpers_are_checked():
+    """analytic_x4 of an all-zero kernel was all NaN, of a non-square one a broadcast error;
+    kernel_distance of a zero or NaN kernel failed inside NumPy. Non-square kernels still compare."""
+    g = gaussian_kernel(13, 1.5)
+    for bad, msg in ((np.zeros((13, 13)), "positive sum"), (np.full((5, 5), np.nan), "positive sum"),
+                     (np.ones((13, 9)), "square 2-D"), (np.ones((3, 3, 3)), "square 2-D")):
+        with pytest.raises(ValueError, match=msg):
+            analytic_x4(bad)
+    for bad in (np.zeros((5, 5)), np.full((5, 5), np.inf), np.zeros((0, 0)), np.ones(5)):
+        with pytest.raises(ValueError, match="kernel must"):
+            kernel_distance(bad, g)
+    assert kernel_distance(np.ones((5, 3)), g) > 0

@@ -109,6 +109,8 @@ def test_torch_random_pool_and_noise_bank(pool, scene):
         with pytest.raises(ValueError, match="float tensor in \\[0, 1\\], got a 4-D torch.uint8 tensor"):
             call()
 
+    assert bank.inject(x[:0, :, :16, :16]).shape == (0, 3, 16, 16)  # an empty batch stays empty
+    assert ops.blur_downsample(x[:0], k, 2).shape == (0, 3, 48, 64)
     # a sources entry without its photo's path is still usable (its kernels and noise list it as None)
     rec = p.sources["a"]
     rec.pop("file")
