@@ -21,6 +21,7 @@ from realsr.errors import RealsrError, UsageError
 from realsr.images import read_image
 from realsr.manifest import STATUSES, merge_shard_files, settings_differences, shard_manifest_name, status_counts
 
+from .kernels import kernel_array
 from .noise import zero_mean
 
 FORMAT = "realsr-pool"
@@ -86,11 +87,14 @@ class Pool:
                 k = np.load(path, allow_pickle=False)
             except (OSError, ValueError, EOFError) as e:
                 raise UsageError(f"cannot read pool kernel: {e}", path) from None
-            if k.ndim != 2 or k.shape[0] != k.shape[1] or not k.size or not np.issubdtype(k.dtype, np.number):
-                raise UsageError(f"pool kernel is not a square 2-D array (shape {k.shape}, {k.dtype})", path)
-            k = k.astype(np.float64)
-            if not np.isfinite(k).all() or k.sum() <= 0 or k.min() < -0.01 * k.max():
-                raise UsageError("pool kernel is not a blur kernel (non-finite, negative or zero sum)", path)
+            if not np.issubdtype(k.dtype, np.number) or np.issubdtype(k.dtype, np.complexfloating):
+                raise UsageError(f"pool kernel holds {k.dtype} values, not numbers", path)
+            try:
+                k = kernel_array(k, "pool kernel")
+            except ValueError as e:
+                raise UsageError(str(e), path) from None
+            if k.min() < -0.01 * k.max():
+                raise UsageError("pool kernel has negative weight: not a blur kernel", path)
             self._cache[rel] = (k / k.sum()).astype(np.float32)
         return self._cache[rel]
 

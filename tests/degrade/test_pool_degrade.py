@@ -115,3 +115,18 @@ def test_torch_random_pool_and_noise_bank(pool, scene):
     rec = p.sources["a"]
     rec.pop("file")
     assert p.kernels[0]["source"] is None and p.noise[0]["source"] is None
+
+
+def test_bad_kernel_files_are_refused_naming_the_file(pool, tmp_path):
+    p, k, _ = pool
+    bad = {"nan": np.full((5, 5), np.nan), "zero": np.zeros((5, 5)), "flat": np.ones((5, 3)), "cube": np.ones((3, 3, 3)),
+           "neg": np.array([[1.0, -1.0], [1.0, 1.0]]), "bool": np.ones((3, 3), bool), "cplx": np.ones((3, 3), complex)}
+    msgs = {"nan": "finite values with a positive sum", "zero": "positive sum", "flat": "square 2-D",
+            "cube": "square 2-D", "neg": "negative weight", "bool": "not numbers", "cplx": "not numbers"}
+    for name, arr in bad.items():
+        np.save(tmp_path / f"{name}.npy", arr)
+        with pytest.raises(UsageError, match=msgs[name]) as e:
+            p.kernel_file(f"{name}.npy")
+        assert f"{name}.npy" in str(e.value)
+    np.save(tmp_path / "int.npy", np.ones((3, 3), np.int64))  # integer weights are normalised
+    assert p.kernel_file("int.npy").sum() == pytest.approx(1.0)
