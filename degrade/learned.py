@@ -32,14 +32,14 @@ This module imports without torch (``realsr.degrade`` must); the networks live i
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 import numpy as np
 
+from realsr.devices import full_fp32
 from realsr.errors import UsageError
 from realsr.manifest import file_sha256
 
@@ -106,23 +106,6 @@ class LearnedSpec:
             raise ValueError("tile must be >= 0 (0: the whole image)")
 
 
-@contextlib.contextmanager
-def exact_math() -> Iterator[None]:
-    """Full fp32 on CUDA (no TF32) and deterministic cuDNN kernels for the duration; restored after."""
-    import torch
-
-    saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
-             torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
-    torch.backends.cuda.matmul.allow_tf32 = False
-    torch.backends.cudnn.allow_tf32 = False
-    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
-    try:
-        yield
-    finally:
-        (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
-         torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark) = saved
-
-
 def _is_oom(e: BaseException) -> bool:
     import torch
 
@@ -156,7 +139,7 @@ def run_tiled(window: Callable[[int, int, int, int], "torch.Tensor"], size: tupl
     h, w = size
     while True:
         try:
-            with torch.no_grad(), exact_math():
+            with torch.no_grad(), full_fp32(deterministic=True):
                 if tile <= 0 or (h <= tile and w <= tile):
                     return window(0, h, 0, w).float().cpu()[0].permute(1, 2, 0).numpy()
                 out = torch.empty((3, h, w), dtype=torch.float32)

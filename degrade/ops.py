@@ -11,6 +11,7 @@ whole batch on the device (noise from a torch generator, so not the NumPy draws 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 from typing import Any, Sequence
@@ -19,6 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from realsr.devices import full_fp32
 from realsr.resize import check_scale, resize_matrix
 
 from .jpeg import jpeg_torch
@@ -87,7 +89,8 @@ def blur_downsample(x: Tensor, kernels: Tensor | np.ndarray, scale: int = 1) -> 
     lo, hi = size // 2, size - 1 - size // 2
     xp = pad_reflect(x, lo, hi, lo, hi).reshape(1, b * c, h + size - 1, w + size - 1)
     weight = k.repeat_interleave(c, dim=0).unsqueeze(1)
-    out = F.conv2d(xp, weight, stride=scale, groups=b * c)
+    with full_fp32() if x.is_cuda else contextlib.nullcontext():  # TF32 would break "equals NumPy"
+        out = F.conv2d(xp, weight, stride=scale, groups=b * c)
     return out.reshape(b, c, out.shape[-2], out.shape[-1])
 
 
@@ -229,7 +232,12 @@ class NoiseBank:
         self.min_size = min(min(p.shape[-2:]) for p in self.patches)
 
     def sample(self, b: int, h: int, w: int, generator: torch.Generator | None = None) -> Tensor:
-        """(b, 3, h, w) zero-mean noise crops (h, w at most the smallest patch side)."""
+        """(b, 3, h, w) zero-mean noise crops (h, w at most the smallest patch side). The crop positions
+        are drawn on the CPU: ``generator`` must be a CPU generator (one GPU draw per crop would
+        stall the device)."""
+        if generator is not None and generator.device.type != "cpu":
+            raise ValueError(f"NoiseBank draws crop positions on the CPU: give a CPU generator, not one on "
+                             f"{generator.device}")
         if max(h, w) > self.min_size:
             raise ValueError(f"noise crops of {w}x{h} are larger than the smallest pool patch ({self.min_size} px)")
         if b == 0:
@@ -262,8 +270,8 @@ def _pad_kernels(ks: list[np.ndarray]) -> np.ndarray:
 def random_pool(hr: Tensor, scale: int, pool: Any, bank: NoiseBank | None, rng: np.random.Generator,
                 generator: torch.Generator | None = None) -> Tensor:
     """Impressionism degradation of a batch: a pool kernel per image (drawn with ``rng``), blur and
-    keep every ``scale``-th pixel, then (with a ``bank``) one zero-mean pool-noise crop per image; not
-    rounded."""
+    keep every ``scale``-th pixel, then (with a ``bank``) one zero-mean pool-noise crop per image
+    (positions drawn with ``generator``, a CPU generator, by :meth:`NoiseBank.sample`); not rounded."""
     b, _, _, _ = _images(hr)
     scale = check_scale(scale)
     if pool.scale != scale:

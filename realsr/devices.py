@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import contextlib
+from typing import TYPE_CHECKING, Iterator
 
 from .errors import UsageError
 
@@ -51,3 +52,24 @@ def resolve_device(spec: "str | torch.device | None" = "auto", auto: tuple[str, 
     except Exception as e:  # noqa: BLE001 -- RuntimeError or AssertionError, depending on the backend
         raise UsageError(f"device {str(spec)!r} is not available here ({str(e).splitlines()[0][:120] if str(e) else type(e).__name__})") from None
     return dev
+
+
+@contextlib.contextmanager
+def full_fp32(deterministic: bool = False) -> Iterator[None]:
+    """Full fp32 arithmetic on CUDA for the duration: no TF32 in cuDNN convolutions (PyTorch allows it
+    there by default, which on an A100/H100 rounds inputs to a 10-bit mantissa) nor in cuBLAS matrix
+    products; with ``deterministic``, deterministic cuDNN kernels and no autotuning too. The flags
+    are restored after. Changes nothing on the CPU."""
+    import torch
+
+    saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
+             torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    if deterministic:
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+    try:
+        yield
+    finally:
+        (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
+         torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark) = saved

@@ -189,7 +189,9 @@ def upscale_tensor(model: SRNet, lr: torch.Tensor, options: InferOptions = Infer
     if tile and 2 * overlap >= tile:
         overlap = options.overlap
     _, _, h, w = x.shape
-    with _model_on(model, device, dtype):
+    # fp32 means fp32: without this, cuDNN runs fp32 convolutions in TF32 on an A100/H100
+    exact = devices.full_fp32() if dtype == torch.float32 else contextlib.nullcontext()
+    with _model_on(model, device, dtype), exact:
         while True:
             try:
                 modes = range(8) if options.ensemble else range(1)

@@ -180,8 +180,10 @@ class Trainer:
         self._setup_device()
         self._find_resume_state(resume, overwrite)
         if cfg.engine.deterministic:
+            # cuBLAS is deterministic only with a fixed workspace, set before its first call
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
             torch.use_deterministic_algorithms(True, warn_only=True)
-            torch.backends.cudnn.benchmark = False
+            torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
         elif self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True
         torch.manual_seed(cfg.seed)

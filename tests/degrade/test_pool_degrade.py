@@ -1,5 +1,7 @@
 """Degrading with a pool: exact against a hand-made pool, noise statistics, bad input."""
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
@@ -110,6 +112,8 @@ def test_torch_random_pool_and_noise_bank(pool, scene):
             call()
 
     assert bank.inject(x[:0, :, :16, :16]).shape == (0, 3, 16, 16)  # an empty batch stays empty
+    with pytest.raises(ValueError, match="give a CPU generator"):  # what the degrade benchmark passed on CUDA
+        bank.sample(1, 8, 8, generator=SimpleNamespace(device=torch.device("cuda")))  # a stand-in: no GPU here
     assert ops.blur_downsample(x[:0], k, 2).shape == (0, 3, 48, 64)
     # a sources entry without its photo's path is still usable (its kernels and noise list it as None)
     rec = p.sources["a"]

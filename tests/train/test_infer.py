@@ -188,3 +188,23 @@ def test_upscale_image_takes_gray_and_float_arrays_and_refuses_bad_ones(lr_image
     assert np.allclose(upscale_image(m, lr_image / 255.0), rgb, atol=1e-6)
     with pytest.raises(ValueError, match="float images are taken in"):
         upscale_image(m, lr_image.astype(np.float32))
+
+
+def test_fp32_inference_turns_tf32_off_and_restores_the_flags(lr_image, monkeypatch):
+    """PyTorch lets cuDNN run fp32 convolutions in TF32 by default (a 10-bit mantissa on an H100):
+    fp32 inference runs under full_fp32, bf16 does not; the global flags come back as they were."""
+    m = models.build("bicubic", scale=2)
+    seen = []
+    real = type(m).forward
+
+    def spy(self, x):
+        seen.append((torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32))
+        return real(self, x)
+
+    monkeypatch.setattr(type(m), "forward", spy)
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", True)
+    x = to_tensor(lr_image)
+    upscale_tensor(m, x, InferOptions(tile=0))
+    assert seen[-1] == (False, False) and torch.backends.cudnn.allow_tf32
+    upscale_tensor(m, x, InferOptions(tile=0, precision="bf16"))
+    assert seen[-1][0] is True

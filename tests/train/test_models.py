@@ -61,6 +61,8 @@ def test_wmad_estimates_white_noise_sigma():
         est = wmad_sigma(x)
         assert est.shape == (2,)
         assert torch.allclose(est, torch.full((2,), sigma), rtol=0.05)
+        with torch.autocast("cpu", dtype=torch.bfloat16):  # as inside a bf16 training step
+            assert torch.equal(wmad_sigma(x), est)
 
 
 def test_l2_projection_clips_norm_only_outside_the_ball():

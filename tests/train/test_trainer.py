@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import json
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -397,7 +398,7 @@ def test_engine_options_reach_the_step(tmp_path, pairs, kit):
     assert {"gan", "d"} <= set(steps[1][1]) and {"gan", "d"} <= set(steps[2][1])
 
 
-def test_smaller_options_are_used(tmp_path, pairs, kit, caplog):
+def test_smaller_options_are_used(tmp_path, pairs, kit, caplog, monkeypatch):
     """No flips/rotations keeps crops in source orientation; val_images limits validation; a
     CUDA-only precision on the CPU warns; deterministic mode switches torch's global flag."""
     from realsr.images import read_image
@@ -411,16 +412,19 @@ def test_smaller_options_are_used(tmp_path, pairs, kit, caplog):
         found = any(np.array_equal(crop, src[y:y + 32, x:x + 32])
                     for y in range(0, src.shape[0] - 31, 4) for x in range(0, src.shape[1] - 31, 4))
         assert found, g
-    was = torch.are_deterministic_algorithms_enabled()
+    was = torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.deterministic
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
     try:
         cfg = from_dict(kit.tiny(pairs, data={"val": str(pairs), "val_images": 2}, optim={"iterations": 1},
                                  engine={"precision": "bf16", "deterministic": True}))
         with caplog.at_level("WARNING", logger="realsr.train"):
             t = Trainer(cfg, tmp_path / "run")
         assert "applies on CUDA only" in caplog.text and torch.are_deterministic_algorithms_enabled()
+        assert torch.backends.cudnn.deterministic and os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
         t.run()
     finally:
-        torch.use_deterministic_algorithms(was)
+        torch.use_deterministic_algorithms(was[0])
+        torch.backends.cudnn.deterministic = was[1]
     v = [json.loads(x) for x in (tmp_path / "run" / "log.jsonl").read_text().splitlines() if '"val"' in x]
     assert v[-1]["val"]["images"] == 2
 

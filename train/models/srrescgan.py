@@ -36,8 +36,9 @@ def wmad_sigma(x: torch.Tensor) -> torch.Tensor:
     diagonal (HH) db7 wavelet coefficient / 0.6745, averaged over channels. The coefficients are
     computed on ``x / 255`` (as the official code, for images whose maximum exceeds 1; decided per
     image here, per batch there) with reflect padding of 7 and stride 2 along rows then columns;
-    the median is the lower median (torch's). No gradient flows through it."""
-    with torch.no_grad():
+    the median is the lower median (torch's). No gradient flows through it; it runs in fp32 even
+    inside a bf16/fp16 autocast region (the median of half-precision coefficients is quantised)."""
+    with torch.no_grad(), torch.autocast(x.device.type, enabled=False):
         b, c = x.shape[:2]
         peak = x.flatten(1).amax(dim=1).view(b, 1, 1, 1)
         x = torch.where(peak > 1, x / 255.0, x).float()
