@@ -122,6 +122,8 @@ def test_architecture_arguments_take_their_defaults_types():
                       ({"num_feat": True}, "num_feat must be an int")):
         with pytest.raises(UsageError, match=msg):
             models.build("edsr", **args)
+    with pytest.raises(UsageError, match="node must be a str, got 5"):  # the str-typed arguments too
+        models.build("d2csr", node=5)
     with pytest.raises(UsageError, match="reduction 0 must be between 1 and num_feat"):
         models.build("rcan", reduction=0)
     with pytest.raises(UsageError, match="bad arguments for architecture 'd2csr'"):  # a ZeroDivisionError inside
