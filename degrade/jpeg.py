@@ -154,8 +154,12 @@ def jpeg_numpy(img: np.ndarray, quality: int) -> np.ndarray:
 
 
 def _qualities(quality, batch: int, device):
-    """``quality`` (int, sequence or tensor of ints 1..100) -> int64 tensor ``(batch,)`` on ``device``."""
+    """``quality`` (int, sequence or tensor of ints 1..100) -> int64 tensor ``(batch,)`` on ``device``.
+    Ints, sequences and CPU tensors are checked on the host and uploaded without a GPU sync; a
+    tensor of qualities already on the GPU costs one sync for its range check."""
     import torch
+
+    from realsr.devices import to_device
 
     if isinstance(quality, (bool, np.bool_)):
         raise ValueError(f"JPEG quality must be an integer in 1..100, got {quality!r}")  # noqa: TRY004
@@ -177,7 +181,6 @@ def _qualities(quality, batch: int, device):
         q = q.expand(batch)
     if q.shape != (batch,):
         raise ValueError(f"need one JPEG quality per image: {batch} expected, got shape {tuple(q.shape)}")
-    q = q.to(device)
     if q.is_floating_point():
         if batch and not bool((q == q.round()).all()):
             raise ValueError("JPEG qualities must be whole numbers")
@@ -185,7 +188,7 @@ def _qualities(quality, batch: int, device):
     q = q.to(torch.int64)
     if batch and not bool(((q >= 1) & (q <= 100)).all()):
         raise ValueError(f"JPEG qualities must be in 1..100, got {q.tolist()}")
-    return q
+    return to_device(q, device)
 
 
 def jpeg_torch(x, quality, backend: str = "simulated", differentiable: bool = False, dct: str = "islow"):
@@ -339,14 +342,18 @@ def _islow_passes() -> tuple:
                                   (_idct_pass_sums, True), (_idct_pass_sums, False)))
 
 
+@cache
 def _islow_tensors(dev):
-    """Per pass, float64 tensors ``(W^T, 2^-shift, half)`` on ``dev`` for :func:`_pass`."""
+    """Per pass, float64 tensors ``(W^T, 2^-shift, half)`` on ``dev`` for :func:`_pass`; built once
+    per device (shared: never written to)."""
     import torch
+
+    from realsr.devices import to_device
 
     out = []
     for w, sh in _islow_passes():
         half = np.where(sh > 0, 2.0 ** (sh - 1), 0.0)
-        out.append(tuple(torch.as_tensor(a, dtype=torch.float64, device=dev) for a in (w.T, 2.0 ** -sh, half)))
+        out.append(tuple(to_device(a, dev, torch.float64) for a in (w.T, 2.0 ** -sh, half)))
     return out
 
 
@@ -369,6 +376,8 @@ def _simulate(x, q, differentiable: bool, islow: bool):
     import torch
     import torch.nn.functional as F
 
+    from realsr.devices import device_constant
+
     if differentiable:  # straight-through: the forward value is exact, the gradient is the identity
         def flr(t):
             return t + (torch.floor(t) - t).detach()
@@ -387,8 +396,8 @@ def _simulate(x, q, differentiable: bool, islow: bool):
     B, C, H, W = x.shape
     dev = x.device
     dt = torch.float64 if x.dtype == torch.float64 else torch.float32
-    kron = torch.as_tensor(_dct_kron(), dtype=dt, device=dev)
-    lut = torch.as_tensor(_quant_lut(), device=dev)[q]  # (B, 2, 4, 64): Q, recip, corr, shift
+    kron = device_constant(_dct_kron, dev, dt)
+    lut = device_constant(_quant_lut, dev)[q]  # (B, 2, 4, 64): Q, recip, corr, shift
     passes = _islow_tensors(dev) if islow else None
 
     def code(plane, t):
@@ -461,4 +470,5 @@ def _simulate(x, q, differentiable: bool, islow: bool):
                            y + flr((116130 * cb + _ONE_HALF) / _SCALE)), 1)
         out = torch.clamp(rgb, 0, 255)
     # to [0, 1] exactly as realsr.images.to_float (float32 multiply), whatever the dtype of x
-    return (out.to(torch.float32) * torch.tensor(np.float32(1.0 / 255.0), device=dev)).to(x.dtype)
+    # (the Python float of float32(1/255) multiplies a float32 tensor as that same float32)
+    return (out.to(torch.float32) * float(np.float32(1.0 / 255.0))).to(x.dtype)

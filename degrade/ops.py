@@ -20,7 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from realsr.devices import full_fp32
+from realsr.devices import full_fp32, to_device
 from realsr.resize import check_scale, resize_matrix
 
 from .jpeg import jpeg_torch
@@ -68,7 +68,7 @@ def _hr_batch(hr: Any, scale: Any) -> tuple[int, int, int, int, int]:
 
 
 def _kernels(kernels: Tensor | np.ndarray, b: int, x: Tensor) -> Tensor:
-    k = torch.as_tensor(kernels, dtype=x.dtype, device=x.device)
+    k = to_device(kernels, x.device, x.dtype)
     if k.ndim == 2:
         k = k.expand(b, *k.shape)
     if k.ndim != 3 or k.shape[0] != b or k.shape[1] != k.shape[2]:
@@ -109,7 +109,7 @@ def subsample(x: Tensor, scale: int) -> Tensor:
 def _matrix(n_in: int, n_out: int, method: str, antialias: bool, dtype: torch.dtype, device: torch.device) -> Tensor:
     """The dense resize matrix on ``device``, built once (no host-to-device copy per call in training)."""
     m = resize_matrix(n_in, n_out, n_out / n_in, antialias, method).toarray()
-    return torch.as_tensor(m, dtype=dtype, device=device)
+    return to_device(m, device, dtype)
 
 
 def resize(x: Tensor, size: Sequence[int], method: str = "bicubic", antialias: bool = True,
@@ -142,8 +142,18 @@ def quantize(x: Tensor) -> Tensor:
 
 
 def _per_image(v: Any, b: int, x: Tensor) -> Tensor:
-    return torch.as_tensor(v, dtype=x.dtype, device=x.device).reshape(-1).expand(b) if np.ndim(v) == 0 else \
-        torch.as_tensor(v, dtype=x.dtype, device=x.device).reshape(b)
+    """``v`` (a scalar or one value per image, host or device) as a (b,) tensor on x's device, uploaded
+    without a GPU sync."""
+    t = to_device(v, x.device, x.dtype)
+    return t.reshape(-1).expand(b) if t.ndim == 0 else t.reshape(b)
+
+
+def _any_host(flags: Any) -> bool:
+    """Whether any of ``flags`` (bool, sequence, array or tensor) is set, decided without reading a
+    GPU tensor: True for flags already on a device, whose callers then compute both branches."""
+    if isinstance(flags, Tensor) and flags.device.type != "cpu":
+        return True
+    return bool(np.any(np.asarray(flags.cpu() if isinstance(flags, Tensor) else flags)))
 
 
 def to_gray(x: Tensor) -> Tensor:
@@ -158,7 +168,7 @@ def gaussian_noise(x: Tensor, sigma: Any, gray: Any = False, generator: torch.Ge
     b, c, h, w = _images(x)
     s = _per_image(sigma, b, x).view(b, 1, 1, 1) / 255
     n = torch.randn((b, c, h, w), generator=generator, device=x.device, dtype=x.dtype)
-    g = torch.as_tensor(gray, device=x.device).reshape(-1).expand(b).view(b, 1, 1, 1)
+    g = to_device(gray, x.device, torch.bool).reshape(-1).expand(b).view(b, 1, 1, 1)
     n = torch.where(g, n[:, :1].expand_as(n), n)
     return n * s
 
@@ -170,8 +180,8 @@ def poisson_noise_t(x: Tensor, peak: Any, gray: Any = False, generator: torch.Ge
     p = _per_image(peak, b, x).view(b, 1, 1, 1)
     base = quantize(x)
     noise = torch.poisson(base * p, generator=generator) / p - base
-    g = torch.as_tensor(gray, device=x.device).reshape(-1).expand(b)
-    if bool(g.any()):  # one draw on the gray image, the same on every channel
+    if _any_host(gray):  # one draw on the gray image, the same on every channel
+        g = to_device(gray, x.device, torch.bool).reshape(-1).expand(b)
         if x.shape[1] != 3:
             raise ValueError(f"gray Poisson noise needs RGB images, got {x.shape[1]} channels")
         gb = to_gray(base)
@@ -248,9 +258,9 @@ class NoiseBank:
             p = self.patches[i]
             y = int(torch.randint(p.shape[-2] - h + 1, (1,), generator=generator))
             x = int(torch.randint(p.shape[-1] - w + 1, (1,), generator=generator))
-            crop = p[:, y:y + h, x:x + w]
-            out.append(crop - crop.mean(dim=(1, 2), keepdim=True))
-        return torch.stack(out)
+            out.append(p[:, y:y + h, x:x + w])
+        crops = torch.stack(out)
+        return crops - crops.mean(dim=(2, 3), keepdim=True)
 
     def inject(self, lr: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """``clamp(lr + noise, 0, 1)`` with one random zero-mean crop per image."""
@@ -298,18 +308,18 @@ def random_classic(hr: Tensor, scale: int, params: ClassicParams, rng: np.random
     lr = torch.empty((b, hr.shape[1], h // scale, w // scale), dtype=hr.dtype, device=hr.device)
     methods = [s[1]["method"] for s in specs]
     for m in sorted(set(methods)):
-        idx = torch.tensor([i for i, mm in enumerate(methods) if mm == m], device=hr.device)
+        idx = to_device([i for i, mm in enumerate(methods) if mm == m], hr.device)
         lr[idx] = resize(x[idx], (h // scale, w // scale), m, params.antialias)
     sig = [next((st["sigma"] for st in s if st["op"] == "gaussian_noise"), 0.0) for s in specs]
     peak = [next((st["peak"] for st in s if st["op"] == "poisson_noise"), 0.0) for s in specs]
     lr = lr + gaussian_noise(lr, sig, False, generator)
-    use = torch.tensor([p > 0 for p in peak], device=hr.device).view(b, 1, 1, 1)
-    if bool(use.any()):
+    if any(p > 0 for p in peak):
+        use = to_device([p > 0 for p in peak], hr.device).view(b, 1, 1, 1)
         pn = poisson_noise_t(lr, [p if p > 0 else 1.0 for p in peak], False, generator)
         lr = lr + torch.where(use, pn, torch.zeros_like(pn))
     q = [next((st["quality"] for st in s if st["op"] == "jpeg"), 0) for s in specs]
     if any(q):
-        idx = torch.tensor([i for i, v in enumerate(q) if v], device=hr.device)
+        idx = to_device([i for i, v in enumerate(q) if v], hr.device)
         lr[idx] = jpeg_torch(lr[idx].clamp(0, 1), [v for v in q if v], backend=jpeg_backend)
     return lr
 
@@ -330,11 +340,11 @@ def random_highorder(hr: Tensor, scale: int, params: HighOrderParams, rng: np.ra
         f = (rng.uniform(1.0, st.resize_range[1]) if kind == 0 else rng.uniform(st.resize_range[0], 1.0) if kind == 1 else 1.0)
         size = (max(1, int(base[0] * f)), max(1, int(base[1] * f)))
         x = resize(x, size, params.methods[int(rng.integers(len(params.methods)))])
-        gray = torch.as_tensor(rng.random(b) < st.gray_noise_prob, device=x.device)
+        gray = rng.random(b) < st.gray_noise_prob  # host flags: no GPU read to find the gray ones
         if rng.random() < st.gaussian_noise_prob:
             x = x + gaussian_noise(x, rng.uniform(*st.noise_sigma, size=b), gray, generator)
         else:
-            sc = torch.as_tensor(rng.uniform(*st.poisson_scale, size=b), dtype=x.dtype, device=x.device).view(b, 1, 1, 1)
+            sc = _per_image(rng.uniform(*st.poisson_scale, size=b), b, x).view(b, 1, 1, 1)
             x = x + poisson_noise_t(x, params.poisson_peak, gray, generator) * sc
         q = rng.integers(st.jpeg_quality[0], st.jpeg_quality[1] + 1, size=b).tolist()
         return jpeg_torch(x.clamp(0, 1), q, backend=jpeg_backend)

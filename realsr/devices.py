@@ -1,9 +1,11 @@
-"""Which torch device a ``--device`` / ``engine.device`` string means, checked to exist here."""
+"""Which torch device a ``--device`` / ``engine.device`` string means, checked to exist here; host
+data to a device without a synchronisation; full-fp32 arithmetic on CUDA."""
 
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING, Iterator
+import functools
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from .errors import UsageError
 
@@ -73,3 +75,32 @@ def full_fp32(deterministic: bool = False) -> Iterator[None]:
     finally:
         (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
          torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark) = saved
+
+
+def to_device(data: Any, device: "str | torch.device", dtype: "torch.dtype | None" = None) -> "torch.Tensor":
+    """``data`` (a NumPy array, number, sequence or tensor) as a tensor of ``dtype`` on ``device``,
+    without a host-device synchronisation. A plain ``torch.as_tensor(a, device="cuda")`` copies from
+    pageable memory, which makes the host wait until the GPU has finished all its queued work: once
+    per call, so a few small parameter uploads per training batch leave the GPU idle between
+    batches. Here host data is staged in pinned memory and copied asynchronously (PyTorch keeps the
+    pinned block alive until the copy is done, so ``data`` may change afterwards). Data already on a
+    device is cast there; on the CPU this is ``torch.as_tensor``."""
+    import torch
+
+    dev = torch.device(device)
+    if isinstance(data, torch.Tensor) and data.device.type != "cpu":
+        return data.to(device=dev, dtype=dtype)
+    t = torch.as_tensor(data, dtype=dtype)
+    if dev.type == "cpu":
+        return t
+    if dev.type == "cuda":
+        t = t.pin_memory()
+    return t.to(dev, non_blocking=True)
+
+
+@functools.lru_cache(maxsize=64)
+def device_constant(make: Callable[[], Any], device: "torch.device", dtype: "torch.dtype | None" = None) -> "torch.Tensor":
+    """``make()`` (a table: NumPy array or nested sequence) as a tensor on ``device``, built and
+    copied once per (table, device, dtype) and then reused: no host-to-device copy per call on hot
+    paths. The tensor is shared: read it, never write to it."""
+    return to_device(make(), device, dtype)

@@ -35,6 +35,7 @@ import torch.distributed as dist
 import torch.nn as nn
 
 from realsr.atomic import remove_stale_temporaries, write_bytes_atomic
+from realsr.devices import to_device
 from realsr.errors import RealsrError, UsageError
 from realsr.images import from_float, to_float, write_png
 from realsr.manifest import settings_differences
@@ -547,7 +548,7 @@ class Trainer:
         if m.prob <= 0 or rng.random() >= m.prob:
             return lr, hr
         lam = float(rng.beta(m.alpha, m.alpha))
-        perm = torch.from_numpy(rng.permutation(hr.shape[0])).to(hr.device)
+        perm = to_device(rng.permutation(hr.shape[0]), hr.device)
         return lam * lr + (1 - lam) * lr[perm], lam * hr + (1 - lam) * hr[perm]
 
     def _autocast(self) -> Any:
