@@ -321,8 +321,16 @@ class EngineConfig:
     precision: str = "fp32"
     #: channels_last memory format: ``auto`` = on CUDA
     channels_last: str = "auto"
-    #: torch.compile the generator (and discriminator)
+    #: torch.compile the generator (and discriminator); in distributed runs the DDP-wrapped module is
+    #: compiled, so that compilation splits the graph at DDP's gradient buckets (overlapping the
+    #: all-reduce with the backward pass)
     compile: bool = False
+    #: torch.compile backend: ``inductor`` (generated kernels), ``aot_eager`` (graph capture and
+    #: autograd without code generation: for debugging, and what the tests use), ``cudagraphs``
+    compile_backend: str = "inductor"
+    #: torch.compile mode (inductor only): ``default``, ``reduce-overhead`` (CUDA graphs: fewer
+    #: kernel launches for small batches), ``max-autotune``, ``max-autotune-no-cudagraphs``
+    compile_mode: str = "default"
     #: deterministic algorithms (slower on CUDA; CPU runs are deterministic anyway)
     deterministic: bool = False
 
@@ -386,6 +394,8 @@ _CHOICES = {
     "optim.schedule.type": ("multistep", "cosine", "constant"),
     "engine.precision": ("fp32", "bf16", "fp16"),
     "engine.channels_last": ("auto", "on", "off"),
+    "engine.compile_backend": ("inductor", "aot_eager", "cudagraphs"),
+    "engine.compile_mode": ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"),
 }
 
 
@@ -576,6 +586,9 @@ def check(cfg: TrainConfig) -> None:
         bad(f"optim.ema must be in [0, 1), got {cfg.optim.ema}")
     if d.workers < 0 or d.prefetch < 1:
         bad("data.workers must be >= 0 and data.prefetch >= 1")
+    e = cfg.engine
+    if e.compile_mode != "default" and e.compile_backend != "inductor":
+        bad(f"engine.compile_mode {e.compile_mode} needs engine.compile_backend: inductor, not {e.compile_backend}")
     if d.degradation is not None and d.degradation.mode == "pool" and not d.degradation.pool:
         bad("data.degradation.mode is pool but data.degradation.pool is not set")
     if d.degradation is not None and d.degradation.mode == "pool" and d.degradation.pool_noise and d.noise_pool:

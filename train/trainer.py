@@ -59,7 +59,7 @@ log = logging.getLogger("realsr.train")
 #: config keys (per section) that a resume may change without changing what is trained
 RESUME_FREE = {"optim": ("iterations", "generator", "discriminator", "convergence"),
                "data": ("workers", "prefetch", "val", "val_images", "val_crop"),
-               "engine": ("device", "compile", "channels_last")}
+               "engine": ("device", "compile", "compile_backend", "compile_mode", "channels_last")}
 
 
 class TrainingError(RealsrError):
@@ -67,6 +67,15 @@ class TrainingError(RealsrError):
 
 
 # ------------------------------------------------------------------------------ small utilities
+def holds_ddp(m: Any) -> bool:
+    """Whether ``m`` is a DistributedDataParallel wrapper or a torch.compile wrapper around one."""
+    while isinstance(m, nn.Module):
+        if isinstance(m, nn.parallel.DistributedDataParallel):
+            return True
+        m = getattr(m, "_orig_mod", None)
+    return False
+
+
 def unwrap(m: nn.Module) -> nn.Module:
     """The plain module inside DDP / torch.compile wrappers."""
     while True:
@@ -319,17 +328,28 @@ class Trainer:
         self.device = resolve_device(spec)
 
     def _wrap(self, m: nn.Module) -> nn.Module:
-        """``m`` compiled (engine.compile) and wrapped in DDP (distributed runs)."""
-        if self.cfg.engine.compile:
-            m = torch.compile(m)
+        """``m`` wrapped in DDP (distributed runs), then compiled (engine.compile): PyTorch's order
+        for the two, in which compilation sees DDP's gradient buckets and splits the graph there,
+        so that the all-reduce of one bucket overlaps the backward pass of the next (compiling
+        first would leave one all-reduce after the whole compiled backward)."""
         if self.world > 1:
             ids = [self.device.index] if self.device.type == "cuda" else None
             m = nn.parallel.DistributedDataParallel(m, device_ids=ids)
+        e = self.cfg.engine
+        if e.compile:
+            kw = {"mode": e.compile_mode} if e.compile_backend == "inductor" and e.compile_mode != "default" else {}
+            m = torch.compile(m, backend=e.compile_backend, **kw)
         return m
 
     def _barrier(self) -> None:
         if self.world > 1:
-            dist.barrier()
+            # on NCCL name this process's GPU: without it the barrier guesses the device from the
+            # rank (and warns), which is wrong when ranks and GPUs are numbered differently
+            ids = [self.device.index] if dist.get_backend() == "nccl" and self.device.index is not None else None
+            if ids:
+                dist.barrier(device_ids=ids)
+            else:
+                dist.barrier()
 
     def _find_resume_state(self, resume: bool, overwrite: bool) -> None:
         """Read the checkpoint to resume from, or refuse a folder that holds a run; changes nothing."""
@@ -851,10 +871,9 @@ class Trainer:
         down during interpreter exit (with gloo, 3 of 55 two-process runs under load then aborted with
         "terminate called without an active exception" after training had finished)."""
         if self.world > 1 and dist.is_initialized():
-            ddp = nn.parallel.DistributedDataParallel
             for holder in (h for h in (self, self.method, self.cycle) if h is not None):
                 for name, value in list(vars(holder).items()):
-                    if isinstance(value, ddp):
-                        setattr(holder, name, value.module)
+                    if holds_ddp(value):  # DDP itself, or a compiled DDP
+                        setattr(holder, name, unwrap(value))
             gc.collect()
             dist.destroy_process_group()

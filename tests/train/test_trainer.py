@@ -544,26 +544,31 @@ def test_tensorboard_events_survive_overwrite_and_resume(tmp_path, pairs, kit):
 
 
 def test_compiled_runs_train_save_and_resume_like_plain_ones(tmp_path, pairs, kit, monkeypatch):
-    """engine.compile wraps G and D in torch.compile (traced here with the ``aot_eager`` backend: the
-    same graph capture and autograd as on a GPU, without inductor's C++ build). The losses follow the
-    plain run's, model files and checkpoints carry no wrapper prefixes, a compiled run killed at
-    iteration 4 resumes to the same end, and a plain run resumes from a compiled run's checkpoint."""
+    """engine.compile wraps G and D in torch.compile (traced here with ``engine.compile_backend:
+    aot_eager``: the same graph capture and autograd as on a GPU, without inductor's C++ build). The
+    losses follow the plain run's, model files and checkpoints carry no wrapper prefixes, a compiled
+    run killed at iteration 4 resumes to the same end, and a plain run resumes from a compiled run's
+    checkpoint. A compile mode is for inductor only."""
     real = torch.compile
     calls = []
 
-    def aot_eager(model, **kw):
-        calls.append(type(model).__name__)
-        return real(model, backend="aot_eager", **kw)
+    def spy(model, **kw):
+        calls.append((type(model).__name__, kw))
+        return real(model, **kw)
 
-    monkeypatch.setattr(torch, "compile", aot_eager)
+    monkeypatch.setattr(torch, "compile", spy)
     torch._dynamo.reset()
     tree = kit.tiny(pairs, discriminator={"arch": "patchgan", "args": {"ndf": 8, "n_layers": 1}},
                     losses={"gan": {"weight": 0.01, "kind": "ragan"}}, data={"val": str(pairs)})
     Trainer(from_dict(tree), tmp_path / "plain").run()
     assert not calls
-    compiled = from_dict({**tree, "engine": {"compile": True}})
+    compiled = from_dict({**tree, "engine": {"compile": True, "compile_backend": "aot_eager"}})
     Trainer(compiled, tmp_path / "c").run()
-    assert calls == ["RRDBNet", "NLayerDiscriminator"]
+    assert calls == [("RRDBNet", {"backend": "aot_eager"}), ("NLayerDiscriminator", {"backend": "aot_eager"})]
+    with pytest.raises(UsageError, match="compile_mode reduce-overhead needs engine.compile_backend: inductor"):
+        from_dict({**tree, "engine": {"compile": True, "compile_backend": "aot_eager", "compile_mode": "reduce-overhead"}})
+    with pytest.raises(UsageError, match="engine.compile_backend: 'tvm' is not one of"):
+        from_dict({**tree, "engine": {"compile_backend": "tvm"}})
     plain, comp = kit.losses_of(tmp_path / "plain"), kit.losses_of(tmp_path / "c")
     assert [i for i, _ in comp] == [1, 2, 3, 4, 5, 6]
     for (_, a), (_, b) in zip(plain, comp):
