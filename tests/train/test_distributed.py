@@ -161,10 +161,11 @@ def test_ddnsr_under_two_gloo_processes_matches_one_process(tmp_path, kit):
 
 def test_compiled_ddp_under_two_gloo_processes_matches_one_plain_process(tmp_path, kit):
     """engine.compile in a distributed run compiles the DDP-wrapped G and D (PyTorch's order: the
-    compiled graph is split at DDP's gradient buckets); traced with the aot_eager backend, two such
-    processes train what one plain process trains, and close() hands back the compiled wrappers."""
+    compiled graph is split at DDP's gradient buckets); traced with the aot_eager backend and with
+    gradient accumulation (DDP's no_sync through the compiled wrapper), two such processes train
+    what one plain process trains, and close() hands back the compiled wrappers."""
     pairs = kit.block_pairs(tmp_path / "pairs")
-    tree = kit.tiny(pairs, optim={"iterations": 3, "ema": 0}, log={"save_every": 3},
+    tree = kit.tiny(pairs, optim={"iterations": 3, "ema": 0, "accumulate": 2}, log={"save_every": 3},
                     discriminator={"arch": "patchgan", "args": {"ndf": 8, "n_layers": 1, "norm": "none"}},
                     losses={"pixel": {"weight": 1.0}, "gan": {"weight": 0.01, "kind": "lsgan"}})
     # (per-sample GAN terms and no batch norm: RaGAN's batch means and batch statistics are per process)
