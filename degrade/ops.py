@@ -68,6 +68,14 @@ def _hr_batch(hr: Any, scale: Any) -> tuple[int, int, int, int, int]:
 
 
 def _kernels(kernels: Tensor | np.ndarray, b: int, x: Tensor) -> Tensor:
+    """``kernels`` (K, K) or (B, K, K) on x's device; host kernels must be finite (a kernel already on
+    a GPU is taken as given: checking it would wait for the device)."""
+    if not (isinstance(kernels, Tensor) and kernels.device.type != "cpu"):
+        a = np.asarray(kernels.detach().numpy() if isinstance(kernels, Tensor) else kernels)
+        if a.dtype.kind not in "fiu":
+            raise ValueError(f"kernels must be real numbers, got {a.dtype}")
+        if not np.isfinite(a).all():
+            raise ValueError("a blur kernel holds NaN or infinity")
     k = to_device(kernels, x.device, x.dtype)
     if k.ndim == 2:
         k = k.expand(b, *k.shape)
@@ -263,8 +271,12 @@ class NoiseBank:
         return crops - crops.mean(dim=(2, 3), keepdim=True)
 
     def inject(self, lr: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        """``clamp(lr + noise, 0, 1)`` with one random zero-mean crop per image."""
-        b, _, h, w = _images(lr)
+        """``clamp(lr + noise, 0, 1)`` with one random zero-mean crop per image; ``lr`` has the
+        patches' channels (3: RGB)."""
+        b, c, h, w = _images(lr)
+        if c != self.patches[0].shape[0]:
+            raise ValueError(f"the pool's noise patches have {self.patches[0].shape[0]} channels, the images {c} "
+                             "(convert gray images to RGB first)")
         return (lr + self.sample(b, h, w, generator).to(lr.dtype)).clamp(0, 1)
 
 

@@ -131,20 +131,24 @@ class Pool:
             for e in self.noise:
                 self.noise_file(e["file"], cache=False)
 
-    def random_kernel(self, rng: np.random.Generator) -> tuple[np.ndarray, dict[str, Any]]:
-        """A kernel drawn uniformly (Real-SR draws one per image) and its entry."""
+    def random_kernel(self, rng: np.random.Generator | int | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+        """A kernel drawn uniformly (Real-SR draws one per image) and its entry; ``rng`` a NumPy
+        Generator (used as it is) or a seed."""
         ks = self.kernels
         if not ks:
             raise UsageError("the pool has no kernels", self.record)
-        i = int(rng.integers(len(ks)))
+        i = int(np.random.default_rng(rng).integers(len(ks)))
         return self.kernel(i), ks[i]
 
-    def random_noise(self, rng: np.random.Generator, size: int | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+    def random_noise(self, rng: np.random.Generator | int | None = None,
+                     size: int | None = None) -> tuple[np.ndarray, dict[str, Any]]:
         """A noise patch drawn uniformly, randomly cropped to ``size`` px, made zero-mean per channel:
-        float32 additive noise in [0, 1] units (Real-SR's ``noiseDataset``), and its entry."""
+        float32 additive noise in [0, 1] units (Real-SR's ``noiseDataset``), and its entry; ``rng`` a
+        NumPy Generator (used as it is) or a seed."""
         ns = self.noise
         if not ns:
             raise UsageError("the pool has no noise patches", self.record)
+        rng = np.random.default_rng(rng)
         i = int(rng.integers(len(ns)))
         patch = self.noise_patch(i)
         if size is not None:

@@ -112,6 +112,11 @@ def test_torch_random_pool_and_noise_bank(pool, scene):
             call()
 
     assert bank.inject(x[:0, :, :16, :16]).shape == (0, 3, 16, 16)  # an empty batch stays empty
+    with pytest.raises(ValueError, match="noise patches have 3 channels, the images 1"):  # was broadcast to RGB
+        bank.inject(x[:, :1, :16, :16])
+    # a seed serves as well as a Generator for the pool's draws (an int gave an AttributeError)
+    assert np.array_equal(p.random_kernel(3)[0], p.random_kernel(np.random.default_rng(3))[0])
+    assert np.array_equal(p.random_noise(3, 16)[0], p.random_noise(np.random.default_rng(3), 16)[0])
     with pytest.raises(ValueError, match="give a CPU generator"):  # what the degrade benchmark passed on CUDA
         bank.sample(1, 8, 8, generator=SimpleNamespace(device=torch.device("cuda")))  # a stand-in: no GPU here
     assert ops.blur_downsample(x[:0], k, 2).shape == (0, 3, 48, 64)
