@@ -111,7 +111,7 @@ def config_tree(args: argparse.Namespace, data: Path, total: int) -> dict:
                   "schedule": {"type": "multistep", "milestones": [4999, 9999, 19999, 29999], "gamma": 0.5},
                   "ema": args.ema},
         "engine": {"device": args.device, "precision": args.precision, "channels_last": args.channels_last,
-                   "compile": args.compile, "deterministic": False},
+                   "compile": args.compile, "compile_mode": args.compile_mode, "deterministic": False},
         "log": {"progress": False, "tensorboard": False},
     }
     if args.gpu_degradation != "off":
@@ -314,7 +314,8 @@ def engine_loop(args: argparse.Namespace, dev: torch.device, data: Path, run: Pa
     effective = {"device": str(tr.device),
                  "autocast": str(tr.amp_dtype).replace("torch.", "") if tr.amp_dtype is not None else "off (fp32)",
                  "grad_scaler": tr.scaler.is_enabled(), "channels_last": tr.channels_last,
-                 "compile": cfg.engine.compile, "data_workers": cfg.data.workers,
+                 "compile": cfg.engine.compile and f"{cfg.engine.compile_backend}, mode {cfg.engine.compile_mode}",
+                 "data_workers": cfg.data.workers,
                  "lr_source": (f"on-device degradation ({cfg.data.degradation.mode})" if cfg.data.degradation
                                else "stored LR crops (pair dataset)"),
                  "ema": cfg.optim.ema}
@@ -330,6 +331,8 @@ def main() -> None:
     ap.add_argument("--channels-last", choices=("auto", "on", "off"), default="auto",
                     help="engine memory format (auto: on for CUDA)")
     ap.add_argument("--compile", action="store_true", help="engine: torch.compile G and D")
+    ap.add_argument("--compile-mode", choices=("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"),
+                    default="default", help="engine: torch.compile mode (inductor)")
     ap.add_argument("--workers", type=int, default=2, help="engine: data loader worker processes")
     ap.add_argument("--prefetch", type=int, default=4, help="engine: batches prefetched per worker")
     ap.add_argument("--gpu-degradation", choices=("off", "bicubic", "classic"), default="off",

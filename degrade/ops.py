@@ -70,8 +70,13 @@ def _hr_batch(hr: Any, scale: Any) -> tuple[int, int, int, int, int]:
 def _kernels(kernels: Tensor | np.ndarray, b: int, x: Tensor) -> Tensor:
     """``kernels`` (K, K) or (B, K, K) on x's device; host kernels must be finite (a kernel already on
     a GPU is taken as given: checking it would wait for the device)."""
-    if not (isinstance(kernels, Tensor) and kernels.device.type != "cpu"):
-        a = np.asarray(kernels.detach().numpy() if isinstance(kernels, Tensor) else kernels)
+    if isinstance(kernels, Tensor):
+        if kernels.dtype == torch.bool or kernels.is_complex():
+            raise ValueError(f"kernels must be real numbers, got {kernels.dtype}")
+        if kernels.device.type == "cpu" and not bool(torch.isfinite(kernels).all()):
+            raise ValueError("a blur kernel holds NaN or infinity")
+    else:
+        a = np.asarray(kernels)
         if a.dtype.kind not in "fiu":
             raise ValueError(f"kernels must be real numbers, got {a.dtype}")
         if not np.isfinite(a).all():
