@@ -230,10 +230,12 @@ def test_torch_operators_refuse_what_they_would_get_wrong(hr):
     # host kernels with NaN/inf, or that are no real numbers, gave NaN images or a torch error;
     # unnormalised kernels are applied as given (a gain is the caller's choice)
     for bad, msg in ((np.full((3, 3), np.nan), "NaN or infinity"), (torch.full((3, 3), float("inf")), "NaN or infinity"),
-                     (np.ones((3, 3), bool), "real numbers, got bool"), (np.ones((3, 3), complex), "real numbers")):
+                     (np.ones((3, 3), bool), "real numbers, got bool"), (np.ones((3, 3), complex), "real numbers"),
+                     (torch.full((3, 3), float("nan"), dtype=torch.bfloat16), "NaN"), (torch.ones(3, 3).bool(), "real")):
         with pytest.raises(ValueError, match=msg):
             ops.blur(x, bad)
     assert torch.allclose(ops.blur(x, np.full((1, 1), 2.0)), 2 * x)
+    assert torch.allclose(ops.blur(x, torch.full((1, 1), 2.0, dtype=torch.bfloat16)), 2 * x)  # no NumPy view of bf16
 
 
 @pytest.mark.realdata
