@@ -565,6 +565,11 @@ def test_compiled_runs_train_save_and_resume_like_plain_ones(tmp_path, pairs, ki
     compiled = from_dict({**tree, "engine": {"compile": True, "compile_backend": "aot_eager"}})
     Trainer(compiled, tmp_path / "c").run()
     assert calls == [("RRDBNet", {"backend": "aot_eager"}), ("NLayerDiscriminator", {"backend": "aot_eager"})]
+    calls.clear()  # inductor gets the mode (recorded, not compiled: inductor's C++ build takes minutes here)
+    monkeypatch.setattr(torch, "compile", lambda model, **kw: calls.append((type(model).__name__, kw)) or model)
+    Trainer(from_dict({**tree, "engine": {"compile": True, "compile_mode": "max-autotune"}}), tmp_path / "i")
+    assert calls == [(n, {"backend": "inductor", "mode": "max-autotune"}) for n in ("RRDBNet", "NLayerDiscriminator")]
+    monkeypatch.setattr(torch, "compile", spy)
     with pytest.raises(UsageError, match="compile_mode reduce-overhead needs engine.compile_backend: inductor"):
         from_dict({**tree, "engine": {"compile": True, "compile_backend": "aot_eager", "compile_mode": "reduce-overhead"}})
     with pytest.raises(UsageError, match="engine.compile_backend: 'tvm' is not one of"):
