@@ -114,7 +114,16 @@ def decode_image(data: bytes, path: str | os.PathLike = "<memory>", keep_alpha: 
     if data[:2] == b"\xff\xd8" and b"\xff\xd9" not in data[-64:]:
         # Older OpenCV/libjpeg fill a truncated JPEG with grey and only warn; refuse it here.
         raise ImageReadError("truncated JPEG (no end-of-image marker)", path)
-    arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    try:
+        arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    except cv2.error as e:  # e.g. a header claiming more pixels than the decoder allows
+        if "CV_IO_MAX_IMAGE_PIXELS" in str(e):
+            raise ImageReadError("image too large for the decoder (over OpenCV's limit of 2^30 pixels; the "
+                                 "environment variable OPENCV_IO_MAX_IMAGE_PIXELS raises it)", path) from None
+        detail = (str(e).strip().splitlines() or [""])[-1][:160]
+        raise ImageReadError(f"not a readable image (decoder error: {detail})", path) from None
+    except MemoryError:
+        raise ImageReadError("image too large to decode in the available memory", path) from None
     if arr is None or arr.size == 0:
         raise ImageReadError("not a readable image (corrupt, truncated or unsupported)", path)
     arr = _to_rgb(arr, path, keep_alpha)

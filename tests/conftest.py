@@ -58,3 +58,17 @@ def write_odd_formats(folder: Path) -> Path:
 def odd_formats():
     """``odd_formats(folder)``: writes RGB, gray, RGBA and 16-bit sources there (see write_odd_formats)."""
     return write_odd_formats
+
+
+@pytest.fixture(scope="session")
+def bomb_png() -> bytes:
+    """A small PNG whose header claims 60000 x 60000 RGB pixels (over OpenCV's decoding limit)."""
+    import struct
+    import zlib
+
+    def chunk(t: bytes, d: bytes) -> bytes:
+        return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xFFFFFFFF)
+
+    side = 60000
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(b"\x00" * (side * 3 + 1) * 4)) + chunk(b"IEND", b""))

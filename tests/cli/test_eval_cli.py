@@ -71,7 +71,7 @@ def test_eval_model_of_the_wrong_scale_fails_every_pair_with_the_reason(dataset,
     assert all("pair is x4 but the model is x2" in f["reason"] for f in rep["failed"])
 
 
-def test_upscale_keeps_bit_depth_and_alpha_and_skips_done_files(tmp_path):
+def test_upscale_keeps_bit_depth_and_alpha_and_skips_done_files(tmp_path, bomb_png):
     src = tmp_path / "in"
     src.mkdir()
     rgba = np.dstack([synthetic_scene(20, 24, seed=1), np.tile(np.linspace(0, 255, 24, dtype=np.uint8), (20, 1))])
@@ -81,8 +81,10 @@ def test_upscale_keeps_bit_depth_and_alpha_and_skips_done_files(tmp_path):
 
     cv2.imwrite(str(src / "gray16.png"), gray16)
     (src / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 cut")
+    (src / "bomb.png").write_bytes(bomb_png)  # over the decoder's pixel limit: skipped like the broken one
     out = tmp_path / "out"
-    assert _run("upscale", "bicubic", "--scale", "2", src, "-o", out) == 1  # one broken input
+    assert _run("upscale", "bicubic", "--scale", "2", src, "-o", out) == 1  # two broken inputs, the rest done
+    assert not (out / "bomb.png").exists()
     a = read_image(out / "rgba.png", keep_alpha=True)
     assert a.shape == (40, 48, 4) and a.dtype == np.uint8
     assert np.abs(a[:, :, 3].astype(int) - np.clip(imresize(rgba[:, :, 3], 2), 0, 255)).max() <= 1
@@ -90,6 +92,7 @@ def test_upscale_keeps_bit_depth_and_alpha_and_skips_done_files(tmp_path):
     assert g.shape == (32, 36, 3) and g.dtype == np.uint16
     before = (out / "rgba.png").stat().st_mtime_ns
     (src / "broken.jpg").unlink()
+    (src / "bomb.png").unlink()
     assert _run("upscale", "bicubic", "--scale", "2", src / "rgba.png", "-o", out) == 0
     assert (out / "rgba.png").stat().st_mtime_ns == before
 

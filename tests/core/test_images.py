@@ -130,6 +130,15 @@ def test_png_damage_is_named_without_libpng_noise(tmp_path, capfd):
     assert "libpng" not in capfd.readouterr().err
 
 
+def test_a_header_over_the_decoder_limit_is_a_read_error(tmp_path, bomb_png):
+    """OpenCV asserts (cv2.error) on an image over its pixel limit; that stopped whole runs as an
+    'internal error' where other unreadable files are skipped with a reason."""
+    (tmp_path / "bomb.png").write_bytes(bomb_png)
+    with pytest.raises(ImageReadError, match="too large for the decoder") as e:
+        read_image(tmp_path / "bomb.png")
+    assert "bomb.png" in str(e.value)
+
+
 def test_missing_empty_garbage_unsupported(tmp_path):
     with pytest.raises(ImageReadError, match="file not found"):
         read_image(tmp_path / "nope.png")
