@@ -198,6 +198,10 @@ def _finish(img: np.ndarray, gain: float, colour, gamma: float, noise: float, rn
     return np.ascontiguousarray(out)
 
 
+#: smallest scene side, in pixels, that captures can be rendered from
+MIN_SCENE = 2
+
+
 def simulate_pair(scene: np.ndarray, spec: CaptureSpec = CaptureSpec(), seed: int = 0) -> SimulatedPair:
     """Render an LR and an HR capture of ``scene`` (RGB) as two cameras would, with the truth.
 
@@ -210,6 +214,8 @@ def simulate_pair(scene: np.ndarray, spec: CaptureSpec = CaptureSpec(), seed: in
     hl, wl = spec.lr_size
     hh, wh = spec.hr_size or spec.lr_size
     sh, sw = s.shape[:2]
+    if min(sh, sw) < MIN_SCENE:  # (OpenCV's remap with reflected borders never returns on a 1-px side)
+        raise ValueError(f"the scene is {sw}x{sh} px: at least {MIN_SCENE} px per side are needed")
     a_l = spec.fov_fill * min(sw / wl, sh / hl)  # scene px per (ideal) LR px
     lr_to_scene = geo.translation((sw - 1) / 2.0, (sh - 1) / 2.0) @ np.diag([a_l, a_l, 1.0]) @ geo.translation(
         -(wl - 1) / 2.0, -(hl - 1) / 2.0

@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+import numpy as np
 
-from realsr.capture_align.simulate import CaptureSpec, write_simulated_dataset
+from realsr.capture_align.simulate import MIN_SCENE, CaptureSpec, write_simulated_dataset
 from realsr.errors import UsageError
 from realsr.images import IMAGE_EXTENSIONS, folder_images, read_image
 from realsr.synthetic import synthetic_scene
@@ -68,10 +69,19 @@ def simulate_cmd(photos: tuple[Path, ...], out: Path, zoom: float, lr_size: str,
                        jpeg_quality=jpeg, bits=int(bits))
     _clear_output(out, overwrite)
     # scenes are rendered (or read) one at a time, as they are written
-    scenes = ((f.stem, read_image(f)) for f in files) if files else (
+    scenes = ((f.stem, _scene(f)) for f in files) if files else (
         (f"scene{i:03d}", synthetic_scene(int(h * 1.6), int(w * 1.6), seed=seed * 100 + i)) for i in range(count))
     truths = write_simulated_dataset(out, scenes, spec, seed=seed)
     click.echo(f"realsr: {len(truths)} capture pairs -> {out}", err=True)
+
+
+def _scene(path: Path) -> np.ndarray:
+    """The photo at ``path``, refused (naming it) when too small to render captures from."""
+    img = read_image(path)
+    if min(img.shape[:2]) < MIN_SCENE:
+        raise UsageError(f"photo {img.shape[1]}x{img.shape[0]} px is too small to simulate captures from "
+                         f"(at least {MIN_SCENE} px per side)", path)
+    return img
 
 
 def _clear_output(out: Path, overwrite: bool) -> None:

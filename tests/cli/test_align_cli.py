@@ -398,6 +398,18 @@ def test_simulate_options_and_determinism(tmp_path):
     assert (tmp_path / "d" / "HR" / "photo.png").exists()
 
 
+
+def test_simulate_refuses_photos_one_pixel_wide(tmp_path, capsys):
+    """OpenCV's remap with reflected borders never returned on a 1-px side (and ignored Ctrl-C)."""
+    row = tmp_path / "row.png"
+    write_png(row, np.full((1, 64, 3), 120, np.uint8))
+    assert _run("simulate", row, "-o", tmp_path / "o", "--lr-size", "64x48") == 2
+    assert "photo 64x1 px is too small to simulate captures from (at least 2 px per side)" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="1x1 px"):
+        simulate_pair(np.zeros((1, 1, 3), np.uint8))
+    assert simulate_pair(np.full((2, 2, 3), 9, np.uint8), CaptureSpec(lr_size=(32, 32))).lr.shape == (32, 32, 3)
+
+
 def test_inputs_and_foreign_files_in_the_output_folder_are_safe(captures, tmp_path, capsys):
     """`align same/LR same/HR -o same` (simulate's layout) would overwrite the HR captures with the
     aligned crops: refused before anything is written. An OUT whose HR/ holds images no manifest
