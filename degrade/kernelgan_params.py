@@ -72,6 +72,9 @@ class KernelGANParams:
             raise ValueError("G needs at least two layers, each at least 1x1, the last 1x1 (it carries the stride 2)")
         if self.kernel_size < 5:
             raise ValueError(f"G's kernel would be {self.kernel_size}x{self.kernel_size}: at least 5x5 is needed")
+        if self.kernel_size % 2 == 0:  # the centring convention (METHODS.md 2.8) and the x4 kernel need an odd size
+            raise ValueError(f"G's kernel would be {self.kernel_size}x{self.kernel_size}: its size (the sum of the "
+                             "layer sizes minus one each, plus one) must be odd")
         if self.d_crop < self.d_kernel + 1:
             raise ValueError(f"G's {self.kernel_size}x{self.kernel_size} kernel leaves {self.d_crop}-px outputs of the "
                              f"{self.g_crop}-px crops, too small for D's {self.d_kernel}x{self.d_kernel} layer")

@@ -138,11 +138,13 @@ def test_cli_kernel_support_option(sources, tmp_path):
     assert pool["params"]["kernelgan"]["g_structure"] == [11, 7, 3, 1, 1, 1]
     # the raw 19x19 estimate, post-processed (re-centring pads it)
     assert np.load(out / pool["kernels"][0]["file"]).shape[0] >= 19
-    for bad in ("7,5,x", "7,5,3", "61,1", "1,1"):
+    for bad in ("7,5,x", "7,5,3", "61,1", "1,1", "8,5,3,1,1,1"):
         assert main(["-q", "build-pool", str(sources / "photo.png"), "-o", str(tmp_path / "bad"), "--no-noise",
                      "--g-structure", bad]) == 2, bad
     with pytest.raises(ValueError, match="too small for D"):
         KernelGANParams(g_structure=(57, 1))
+    with pytest.raises(ValueError, match="14x14: its size .* must be odd"):  # misplaced every pool kernel
+        KernelGANParams(g_structure=(8, 5, 3, 1, 1, 1))
 
 
 def test_noise_only_pools_need_no_torch(sources, tmp_path, monkeypatch):
