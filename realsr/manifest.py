@@ -259,12 +259,34 @@ def check_dataset_folder(out: Path, inputs: Iterable[str | os.PathLike | None], 
     (:func:`check_inputs_outside`), or, unless ``overwrite``, image files in those subfolders while
     ``out`` holds no realsr record (``manifest.json`` or a shard's): they are someone else's, and
     same-named pairs would replace them."""
+    check_inputs_outside(out, inputs, subfolders)
+    recorded = (out / MANIFEST_NAME).exists() or bool(shard_manifests(out))
+    check_unrecorded(out, overwrite, recorded, subfolders)
+
+
+def check_unrecorded(out: Path, overwrite: bool, recorded: bool, folders: Iterable[str] = (),
+                     files: Iterable[str] = (), what: str = "realsr manifest", kind: str = "images") -> None:
+    """Refuse (:class:`UsageError`) to write into ``out`` when, with no record of this command there
+    (``recorded`` False) and no ``overwrite``, it already holds files the run could replace: ``kind``
+    (``"images"``, or ``"files"``: any file but an interrupted write's temporary) in one of
+    ``folders`` (``"."``: ``out`` itself), or one of the named ``files``. They are someone else's,
+    and same-named outputs would replace them."""
+    from .atomic import TMP_PREFIX
     from .images import folder_images
 
-    check_inputs_outside(out, inputs, subfolders)
-    if overwrite or (out / MANIFEST_NAME).exists() or shard_manifests(out):
+    if overwrite or recorded:
         return
-    for d in subfolders:
-        if (out / d).is_dir() and folder_images(out / d):
-            raise UsageError(f"{d}/ already holds images that no realsr manifest lists; use another -o "
+    for d in folders:
+        where = out / d
+        if not where.is_dir():
+            continue
+        held = folder_images(where) if kind == "images" else \
+            [f for f in where.iterdir() if f.is_file() and not f.name.startswith(TMP_PREFIX)]
+        if held:
+            name = "the output folder" if d in ("", ".") else f"{d}/"
+            raise UsageError(f"{name} already holds {kind} that no {what} lists; use another -o "
                              "(or --overwrite to replace same-named files)", out)
+    for f in files:
+        if (out / f).exists():
+            raise UsageError(f"{f} is already in the output folder but no {what} made it; use another -o "
+                             "(or --overwrite to replace it)", out)

@@ -25,7 +25,7 @@ import numpy as np
 from realsr.atomic import remove_stale_temporaries, write_bytes_atomic, write_json_atomic
 from realsr.errors import RealsrError, UsageError, item_failure
 from realsr.images import folder_images, from_float, read_image, to_float, write_png
-from realsr.manifest import check_inputs_outside, file_sha256
+from realsr.manifest import check_inputs_outside, check_unrecorded, file_sha256, settings_differences
 from realsr.resize import imresize
 
 from . import metrics
@@ -268,13 +268,26 @@ def write_reports(out_dir: Path, report: dict[str, Any]) -> None:
     write_bytes_atomic(out_dir / EVAL_CSV, buf.getvalue().encode("utf-8", "surrogateescape"))
 
 
+def _previous_report(path: Path) -> dict[str, Any] | None:
+    """The evaluation report at ``path`` when it is one of ours (a mapping with settings and images),
+    else None (absent, unreadable, or someone else's file)."""
+    try:
+        prev = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    ok = isinstance(prev, dict) and isinstance(prev.get("settings"), dict) and isinstance(prev.get("images"), list)
+    return prev if ok else None
+
+
 def evaluate(model: SRNet, pairs: list[Pair], out_dir: str | os.PathLike, opts: EvalOptions = EvalOptions(),
              lpips: Any = None, model_info: dict[str, Any] | None = None, overwrite: bool = False,
              progress: Callable[[Pair], None] | None = None) -> dict[str, Any]:
     """Evaluate every pair (a failing pair is recorded under "failed" and the rest go on); returns and
     writes the report. ``model_info`` (file, digest ...) goes into the report and decides, with the
-    settings, whether a previous report in ``out_dir`` can be resumed. An input image lying in a
-    folder the run writes (``SR/``, ``compare/``, ``branches/``) is refused (:class:`UsageError`)."""
+    settings, whether a previous report in ``out_dir`` can be resumed; one made with other settings
+    is refused unless ``overwrite`` (:class:`UsageError`), and so are files in ``out_dir`` that no
+    report of ours made (an ``eval.json`` of another kind, images in ``SR/`` ...). An input image
+    lying in a folder the run writes (``SR/``, ``compare/``, ``branches/``) is refused."""
     out_dir = Path(out_dir)
     check_inputs_outside(out_dir, [f for p in pairs for f in (p.lr, p.hr)], ["SR", "compare", "branches"])
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -287,16 +300,21 @@ def evaluate(model: SRNet, pairs: list[Pair], out_dir: str | os.PathLike, opts: 
                 **{k: v for k, v in asdict(opts).items() if k not in ("infer",)}}
     inputs = {p.name: _fingerprint(p) for p in pairs}
     done: dict[str, tuple[dict, dict]] = {}
-    prev_path = out_dir / EVAL_JSON
-    if prev_path.is_file() and not overwrite:
+    prev = _previous_report(out_dir / EVAL_JSON)
+    # files that no report of ours accounts for (someone's eval.json or SR/ images) are not replaced
+    check_unrecorded(out_dir, overwrite, prev is not None, ("SR", "compare", "branches"), (EVAL_JSON, EVAL_CSV),
+                     what=f"realsr evaluation report ({EVAL_JSON})")
+    if prev is not None and not overwrite:
+        if prev["settings"] != settings:
+            raise UsageError("the output folder holds an evaluation made with other settings ("
+                             f"{settings_differences(prev['settings'], settings)}); use --overwrite or another -o",
+                             out_dir)
         try:
-            prev = json.loads(prev_path.read_text(encoding="utf-8"))
-            if prev.get("settings") == settings:
-                pb = {r["name"]: r for r in prev["baseline"]["images"]}
-                seen = prev.get("inputs") or {}  # a pair is reused only for the same files, unchanged
-                done = {r["name"]: (r, pb[r["name"]]) for r in prev["images"]
-                        if r["name"] in pb and seen.get(r["name"]) == inputs.get(r["name"])}
-        except (OSError, ValueError, KeyError, TypeError):
+            pb = {r["name"]: r for r in prev["baseline"]["images"]}
+            seen = prev.get("inputs") or {}  # a pair is reused only for the same files, unchanged
+            done = {r["name"]: (r, pb[r["name"]]) for r in prev["images"]
+                    if r["name"] in pb and seen.get(r["name"]) == inputs.get(r["name"])}
+        except (KeyError, TypeError):
             done = {}
     images, baseline, failed = [], [], []
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
 
+from realsr.errors import UsageError  # noqa: E402
 from realsr.images import read_image, write_png  # noqa: E402
 from realsr.resize import imresize  # noqa: E402
 from realsr.synthetic import synthetic_scene  # noqa: E402
@@ -95,7 +97,9 @@ def test_16_bit_sr_images_and_lpips(tmp_path, shared):
     assert 0 <= rep["images"][0]["lpips"] < 1 and "lpips" in rep["baseline"]["mean"]
 
 
-def test_an_interrupted_run_resumes_and_changed_settings_start_over(tmp_path, monkeypatch):
+def test_an_interrupted_run_resumes_and_changed_settings_need_overwrite(tmp_path, monkeypatch):
+    """A re-run resumes; one with other settings used to replace the finished report silently: it
+    is refused naming the difference, and --overwrite starts over."""
     ds = _pairs(tmp_path / "ds", n=3)
     out = tmp_path / "out"
     model = load_model("bicubic", scale=2)
@@ -121,8 +125,30 @@ def test_an_interrupted_run_resumes_and_changed_settings_start_over(tmp_path, mo
     rep = evaluate(model, find_pairs(ds), out)
     assert calls == ["im2"] and rep["counts"] == {"done": 3, "failed": 0}
     calls.clear()
-    evaluate(model, find_pairs(ds), out, EvalOptions(round_y=True))
+    before = (out / "eval.json").read_bytes()
+    with pytest.raises(UsageError, match=r"evaluation made with other settings \(round_y: false -> true\); use --overwrite"):
+        evaluate(model, find_pairs(ds), out, EvalOptions(round_y=True))
+    assert not calls and (out / "eval.json").read_bytes() == before
+    evaluate(model, find_pairs(ds), out, EvalOptions(round_y=True), overwrite=True)
     assert calls == ["im0", "im1", "im2"]
+
+
+def test_files_no_report_of_ours_made_are_not_replaced(tmp_path):
+    """An eval.json that is not a realsr report, or images in SR/ or compare/ with no report beside
+    them, were overwritten without --overwrite."""
+    ds = _pairs(tmp_path / "ds", n=2)
+    model = load_model("bicubic", scale=2)
+    for name, make in (("notes", lambda o: (o / "eval.json").write_text('{"my": "notes"}')),
+                       ("csv", lambda o: (o / "eval.csv").write_text("a,b\n")),
+                       ("sr", lambda o: (o / "SR").mkdir() or shutil.copy(ds / "HR" / "im0.png", o / "SR" / "im0.png"))):
+        out = tmp_path / name
+        out.mkdir()
+        make(out)
+        before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+        with pytest.raises(UsageError, match="no realsr evaluation report .eval.json."):
+            evaluate(model, find_pairs(ds), out)
+        assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before, name
+        assert evaluate(model, find_pairs(ds), out, overwrite=True)["counts"]["done"] == 2
 
 
 @pytest.mark.realdata
