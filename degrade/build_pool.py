@@ -25,7 +25,7 @@ from tqdm import tqdm
 from realsr.atomic import atomic_path, remove_stale_temporaries
 from realsr.errors import RealsrError, UsageError
 from realsr.images import folder_images, is_image_file, read_image, write_png
-from realsr.manifest import previous_entries
+from realsr.manifest import check_unrecorded, previous_entries, shard_manifests
 from realsr.parallel import default_workers, parallel_map, select_shard
 from realsr.raw import RawOptions
 
@@ -33,7 +33,7 @@ from .estimate import SCALES, estimate_kernels, image_key
 from .kernelgan_params import KernelGANParams
 from .kernels import KernelChecks, kernel_shape
 from .noise import NoiseParams, collect_noise
-from .pool import POOL_NAME, Pool, merge_pool_shards, pool_settings, pool_shard_name
+from .pool import POOL_NAME, POOL_STEM, Pool, merge_pool_shards, pool_settings, pool_shard_name
 from .preview import make_pool_preview
 
 log = logging.getLogger(__name__)
@@ -311,6 +311,10 @@ def build_pool(
     if workers is None:
         workers = 1 if dev.startswith("cuda") else default_workers()
     sources = usable_sources(sources, [out / "preview.png"])
+    # kernels, noise patches or a preview that no pool record of ours lists are someone else's
+    recorded = (out / POOL_NAME).exists() or bool(shard_manifests(out, POOL_STEM))
+    check_unrecorded(out, overwrite, recorded, ("kernels", "noise"), ("preview.png",),
+                     what=f"realsr pool ({POOL_NAME})", kind="files")
     k, n = shard
     path = out / (POOL_NAME if n == 1 else pool_shard_name(k, n))
     params = settings.to_json()

@@ -217,6 +217,23 @@ def test_duplicate_names_and_own_files_are_left_out(sources, tmp_path, caplog):
         assert list(pool.sources) == ["x"] and (a / "preview.png").is_file()
 
 
+def test_files_no_pool_record_lists_are_not_replaced(sources, tmp_path):
+    """A folder holding noise/, kernels/ files or a preview.png but no pool.json (someone else's):
+    same-named patches and the preview were replaced without --overwrite; now refused untouched."""
+    from realsr.errors import UsageError
+
+    src = discover_sources([sources / "photo.png"])
+    for where in ("noise/photo_0.png", "kernels/photo.npy", "preview.png"):
+        out = tmp_path / where.replace("/", "_")
+        (out / where).parent.mkdir(parents=True, exist_ok=True)
+        (out / where).write_bytes(b"mine")
+        with pytest.raises(UsageError, match=r"no realsr pool \(pool.json\)"):
+            build_pool(src, out, _settings(**NOISE_ONLY), workers=1, progress=False)
+        assert (out / where).read_bytes() == b"mine" and not (out / "pool.json").exists()
+        pool = build_pool(src, out, _settings(**NOISE_ONLY), workers=1, overwrite=True, progress=False)
+        assert pool.sources["photo"]["status"] == "ok"
+
+
 def test_a_shard_with_other_settings_stops_before_any_work(sources, tmp_path):
     from realsr.errors import UsageError
 
