@@ -34,6 +34,7 @@ nothing is read, written or changed in place. :func:`fuse_folders` is the file s
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from dataclasses import dataclass, field
@@ -217,6 +218,8 @@ def _mean(images: Sequence[Any]) -> Any:
 # ----------------------------------------------------------------------------------- folders
 
 FUSE_JSON = "fuse.json"
+#: hidden record of the names a fusion in progress writes (removed when fuse.json is written)
+FUSE_RUNNING = ".fuse-running.json"
 #: an HR reference may be up to this many pixels larger than the SR images per side (a mod-crop)
 _HR_SLACK = 16
 
@@ -279,7 +282,9 @@ def fuse_folders(inputs: Sequence[Any], out: Any, rule: FusionRule = FusionRule(
     ``out`` being an input, the reference or the HR folder, an ``out`` that already holds a fusion
     (unless ``overwrite``). A file damaged past its header stops the run at that image
     (:class:`~realsr.errors.ImageReadError`; no fuse.json is written, so a re-run needs no
-    ``overwrite``). Outputs have the bit depth of the
+    ``overwrite``: the names being written are recorded in :data:`FUSE_RUNNING`). Images in ``out``
+    that the fusion would replace and that no run of ours wrote are refused unless ``overwrite``.
+    Outputs have the bit depth of the
     first input's image."""
     from pathlib import Path
 
@@ -343,6 +348,20 @@ def fuse_folders(inputs: Sequence[Any], out: Any, rule: FusionRule = FusionRule(
                 raise UsageError(f"image {name} ({w0}x{h0}) is too small for crop border {crop_border}", stems[0][name])
     if (out / FUSE_JSON).exists() and not overwrite:
         raise UsageError(f"the output folder already holds a fusion ({FUSE_JSON}); use --overwrite", out)
+    # images this fusion would replace that no run of ours wrote (an interrupted run lists its names
+    # in the marker, removed when fuse.json is written) are someone else's
+    marker = out / FUSE_RUNNING
+    if not overwrite and not (out / FUSE_JSON).exists():
+        try:
+            ours = set(json.loads(marker.read_text(encoding="utf-8"))["names"]) if marker.is_file() else set()
+        except (OSError, ValueError, KeyError, TypeError):
+            ours = set()
+        clash = [n for n in names if (out / f"{n}.png").exists() and n not in ours]
+        if clash:
+            raise UsageError(f"the output folder already holds {len(clash)} image(s) this fusion would replace "
+                             f"({_few(clash)}) and no {FUSE_JSON}; use another -o (or --overwrite to replace them)", out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(marker, {"names": names})
 
     def scores(img: np.ndarray, ref: np.ndarray) -> dict[str, float]:
         d = {"psnr": metrics.psnr(img, ref, crop_border), "ssim": metrics.ssim(img, ref, crop_border)}
@@ -380,6 +399,7 @@ def fuse_folders(inputs: Sequence[Any], out: Any, rule: FusionRule = FusionRule(
         report["mean"] = {k: {m: _finite_mean([r["scores"][k][m] for r in records]) for m in ("psnr", "ssim")}
                           for k in keys}
     write_json_atomic(out / FUSE_JSON, report)
+    marker.unlink(missing_ok=True)
     return report
 
 

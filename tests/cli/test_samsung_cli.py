@@ -219,3 +219,21 @@ def test_fuse_cli_bad_inputs(two, tmp_path, capsys):
     assert _run("fuse", a, b, "-o", out) == 0
     fails(a, b, "-o", out, match="already holds a fusion")
     assert _run("fuse", a, b, "-o", out, "--overwrite") == 0
+    # someone's own image of an output's name, with no fuse.json: it was replaced without --overwrite
+    mine = tmp_path / "mine"
+    write_png(mine / "dark.png", _flat(7))
+    fails(a, b, "-o", mine, match="already holds 1 image(s) this fusion would replace (dark) and no fuse.json")
+    assert (read_image(mine / "dark.png") == 7).all()
+    assert _run("fuse", a, b, "-o", mine, "--overwrite") == 0 and (read_image(mine / "dark.png") == 20).all()
+    # a run stopped by a damaged input (past its header) leaves its first images and no fuse.json:
+    # the re-run needs no --overwrite
+    stop, dam = tmp_path / "stop", tmp_path / "damaged"
+    write_png(dam / "bright.png", _flat(100))
+    write_png(dam / "dark.png", _flat(60))
+    good = (dam / "dark.png").read_bytes()
+    (dam / "dark.png").write_bytes(good[:-20])
+    assert _run("fuse", a, dam, "-o", stop) != 0
+    assert (stop / "bright.png").exists() and not (stop / "fuse.json").exists()
+    (dam / "dark.png").write_bytes(good)
+    assert _run("fuse", a, dam, "-o", stop) == 0
+    assert (stop / "fuse.json").exists() and not list(stop.glob(".fuse-running*"))
