@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from pathlib import Path
@@ -10,10 +11,10 @@ from typing import Any, Callable
 
 import numpy as np
 
-from realsr.atomic import remove_stale_temporaries
-from realsr.errors import RealsrError, item_failure
+from realsr.atomic import remove_stale_temporaries, write_json_atomic
+from realsr.errors import RealsrError, UsageError, item_failure
 from realsr.images import from_float, read_image, to_float, write_png
-from realsr.manifest import check_inputs_outside
+from realsr.manifest import check_inputs_outside, settings_differences
 from realsr.resize import imresize
 
 from .infer import InferOptions, upscale_image
@@ -33,17 +34,49 @@ def upscale_array(model: SRNet, img: np.ndarray, options: InferOptions = InferOp
     return out
 
 
+#: the record of how the images in an upscale output folder were made
+UPSCALE_JSON = "upscale.json"
+
+
+def _previous_settings(path: Path) -> dict[str, Any] | None:
+    try:
+        rec = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return rec["settings"] if isinstance(rec, dict) and isinstance(rec.get("settings"), dict) else None
+
+
 def upscale_files(model: SRNet, sources: list[tuple[str, str]], out_dir: str | os.PathLike,
                   options: InferOptions = InferOptions(), overwrite: bool = False,
-                  progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+                  progress: Callable[[str], None] | None = None,
+                  model_info: dict[str, Any] | None = None) -> dict[str, Any]:
     """Upscale each (name, path) into ``out_dir/<name>.png``; finished outputs are skipped unless
     ``overwrite``. Returns {"done": [...], "skipped": [...], "failed": [{"name", "reason", "file"}]}.
-    An input lying in ``out_dir`` is refused (:class:`UsageError`): its output would replace it, or
-    it would be taken for a finished output."""
+
+    ``out_dir/upscale.json`` records the model (``model_info``, e.g. its file's sha256, else its
+    architecture and arguments), the scale and the options that change the pixels. Without
+    ``overwrite`` (:class:`UsageError` otherwise) a re-run must have the same settings (outputs of
+    another model or scale would be counted as finished), and outputs already present need that
+    record (they are someone else's files). An input lying in ``out_dir`` is refused: its output
+    would replace it, or it would be taken for a finished output."""
     out_dir = Path(out_dir)
     check_inputs_outside(out_dir, [path for _, path in sources], ["."])
+    settings = {"model": model_info or {"arch": model.arch, "arch_args": model.arch_args}, "scale": model.scale,
+                "tile": options.tile, "overlap": options.overlap if options.tile else 0,
+                "ensemble": options.ensemble, "precision": options.precision}
+    prev = _previous_settings(out_dir / UPSCALE_JSON)
+    if not overwrite:
+        if prev is not None and prev != settings:
+            raise UsageError(f"the output folder holds images upscaled with other settings "
+                             f"({settings_differences(prev, settings)}); use --overwrite or another -o", out_dir)
+        present = [n for n, _ in sources if (out_dir / f"{n}.png").is_file()]
+        if prev is None and present:
+            raise UsageError(f"the output folder already holds {len(present)} of the outputs ({present[0]}.png ...) "
+                             f"but no {UPSCALE_JSON} says how they were made; use --overwrite or another -o", out_dir)
     if remove_stale_temporaries(out_dir):
         log.info("removed temporary files left by an interrupted run")
+    if prev != settings or overwrite:
+        write_json_atomic(out_dir / UPSCALE_JSON, {"format": "realsr-upscale", "version": 1, "settings": settings})
     result: dict[str, Any] = {"done": [], "skipped": [], "failed": []}
     for name, path in sources:
         if progress:

@@ -97,6 +97,29 @@ def test_upscale_keeps_bit_depth_and_alpha_and_skips_done_files(tmp_path, bomb_p
     assert (out / "rgba.png").stat().st_mtime_ns == before
 
 
+def test_upscale_records_its_settings_and_refuses_other_ones(tmp_path, capsys):
+    """A re-run with another scale or model counted the old outputs as finished ("skipped"); files
+    of output names with no upscale.json were taken for finished outputs too."""
+    src = tmp_path / "in"
+    write_png(src / "a.png", synthetic_scene(16, 20, seed=1))
+    out = tmp_path / "out"
+    assert _run("upscale", "bicubic", "--scale", "2", src, "-o", out) == 0
+    rec = json.loads((out / "upscale.json").read_text())["settings"]
+    assert rec["scale"] == 2 and rec["model"]["arch"] == "bicubic"
+    assert _run("upscale", "bicubic", "--scale", "2", src, "-o", out) == 0  # same settings: resumes
+    capsys.readouterr()
+    assert _run("upscale", "bicubic", "--scale", "4", src, "-o", out) == 2
+    assert "upscaled with other settings (model.arch_args.scale: 2 -> 4; scale: 2 -> 4)" in capsys.readouterr().err
+    assert read_image(out / "a.png").shape == (32, 40, 3)
+    assert _run("upscale", "bicubic", "--scale", "4", src, "-o", out, "--overwrite") == 0
+    assert read_image(out / "a.png").shape == (64, 80, 3)
+    mine = tmp_path / "mine"
+    write_png(mine / "a.png", synthetic_scene(17, 17, seed=2))
+    assert _run("upscale", "bicubic", "--scale", "2", src, "-o", mine) == 2
+    assert "no upscale.json says how they were made" in capsys.readouterr().err
+    assert read_image(mine / "a.png").shape == (17, 17, 3)
+
+
 def test_eval_protocol_options_reach_the_report(dataset, tmp_path):
     out = tmp_path / "o"
     assert _run("eval", "bicubic", dataset, "-o", out, "--rgb", "--round-y", "--crop-border", "3", "--half",
