@@ -207,7 +207,13 @@ def previous_entries(own: Path, main: Path, load: Callable[[Path], T], settings:
     for path in sorted({own, main, *shard_manifests(main.parent, stem).values()}):
         if not path.exists():
             continue
-        old = load(path)
+        try:
+            old = load(path)
+        except UsageError as e:  # unreadable or malformed: nothing in it can be resumed
+            if not overwrite:
+                raise UsageError(f"{e.message}; delete it, or use --overwrite or another -o", path) from None
+            path.unlink()  # --overwrite replaces it (the files it listed cannot be told apart: same names are redone)
+            continue
         found = settings(old)
         if found == new_settings:
             if path == own:

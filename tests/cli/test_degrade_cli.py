@@ -289,3 +289,18 @@ def test_malformed_pool_entries_are_named(pool_dir, hr_dir, tmp_path, capsys):
     assert _run("degrade", hr_dir / "img0.png", "-o", out, "--pool", bad / "mine.json") == 0
     recorded = json.loads((out / "manifest.json").read_text())["params"]["mode_params"]
     assert recorded["pool"].endswith("mine.json") and recorded["pool_json_sha256"]
+
+
+def test_a_damaged_manifest_is_named_and_overwrite_replaces_it(hr_dir, tmp_path, capsys):
+    """An empty or truncated manifest.json stopped every later run, --overwrite included, with no
+    hint; now the error says what to do and --overwrite starts over."""
+    out = tmp_path / "o"
+    args = ["degrade", hr_dir, "-o", out, "--mode", "bicubic", "--scale", "2", "--workers", "1"]
+    assert _run(*args) == 0
+    (out / "manifest.json").write_text("")
+    capsys.readouterr()
+    assert _run(*args) == 2
+    err = capsys.readouterr().err
+    assert "cannot read manifest" in err and "delete it, or use --overwrite or another -o" in err
+    assert _run(*args, "--overwrite") == 0
+    assert json.loads((out / "manifest.json").read_text())["pairs"]
