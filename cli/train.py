@@ -32,7 +32,8 @@ def train_command(ctx: click.Context, config: Path | None, overrides: tuple[str,
     """Train the model described by CONFIG (YAML; see examples/*.yaml and docs/train.md) into OUT.
 
     OVERRIDES are key=value pairs on the config, values read as YAML, e.g.
-    `optim.iterations=2000 data.batch_size=8 model.args={num_block: 4}`.
+    `optim.iterations=2000 data.batch_size=8 model.args.nb=4` (a mapping value such as
+    `model.args={nb: 4}` replaces the whole mapping).
     Several GPUs or nodes: `torchrun --nproc_per_node N -m realsr.cli train CONFIG -o RUN`.
     """
     from realsr.errors import UsageError
