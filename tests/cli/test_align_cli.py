@@ -405,6 +405,8 @@ def test_simulate_refuses_photos_one_pixel_wide(tmp_path, capsys):
     write_png(row, np.full((1, 64, 3), 120, np.uint8))
     assert _run("simulate", row, "-o", tmp_path / "o", "--lr-size", "64x48") == 2
     assert "photo 64x1 px is too small to simulate captures from (at least 2 px per side)" in capsys.readouterr().err
+    assert _run("simulate", "-o", tmp_path / "big", "--lr-size", "100000x100000") == 2  # was a MemoryError
+    assert "size must be at most 8192x8192" in capsys.readouterr().err
     with pytest.raises(ValueError, match="1x1 px"):
         simulate_pair(np.zeros((1, 1, 3), np.uint8))
     assert simulate_pair(np.full((2, 2, 3), 9, np.uint8), CaptureSpec(lr_size=(32, 32))).lr.shape == (32, 32, 3)
