@@ -159,7 +159,7 @@ def test_name_collisions_never_touch_another_sources_pair(hr_dir, tmp_path):
     assert sorted(e) == ["x", "x_clean"] and e["x_clean"]["cleanup"] is True  # the cleaned x, not x_clean.png
 
 
-def test_undecodable_file_names_and_bad_options(tmp_path):
+def test_undecodable_file_names_and_bad_options(tmp_path, capsys):
     src = tmp_path / "src"
     src.mkdir()
     name = b"caf\xe9.png"  # Latin-1, not UTF-8
@@ -178,6 +178,18 @@ def test_undecodable_file_names_and_bad_options(tmp_path):
                 "second: {noise_sigma: [-1, 2]}", "banana: 1"):
         cfg.write_text(bad)
         assert _run("degrade", src, "-o", tmp_path / "x", "--mode", "highorder", "--highorder-config", cfg) == 2, bad
+
+    # malformed files are named in plain words (they gave Python's own: "'list' object has no attribute ...")
+    for bad, msg in (("- 1", "the file must be a mapping of keys, got list"),
+                     ("second_stage_prob: abc", "second_stage_prob: expected a number, got 'abc'"),
+                     ("first: 5", "first must be a mapping of keys, got int 5"),
+                     ("first: {sigma: [0.2, x]}", "first.sigma item: expected a number, got 'x'"),
+                     ("a: [", "not valid YAML (while parsing a flow node)")):
+        cfg.write_text(bad)
+        capsys.readouterr()
+        assert _run("degrade", src, "-o", tmp_path / "x", "--mode", "highorder", "--highorder-config", cfg) == 2, bad
+        err = capsys.readouterr().err
+        assert msg in err and len(err.strip().splitlines()) == 1, err
 
 
 def test_pool_entries_outside_the_pool_are_refused(pool_dir, hr_dir, tmp_path):
