@@ -30,6 +30,12 @@ def _names(value: str, allowed: tuple[str, ...] | list[str], what: str) -> tuple
     return items
 
 
+#: the command's option for each ClassicParams field
+_CLASSIC_OPTIONS = {"sigma": "--blur-sigma", "kernel_size": "--kernel-size", "methods": "--resize-methods",
+                    "noise": "--noise", "gaussian_sigma": "--noise-sigma", "poisson_peak": "--poisson-peak",
+                    "jpeg_prob": "--jpeg-prob", "jpeg_quality": "--jpeg-quality"}
+
+
 def _load_highorder(path: Path | None) -> HighOrderParams:
     if path is None:
         return HighOrderParams()
@@ -149,12 +155,17 @@ def degrade_cmd(ctx: click.Context, sources, out, scale, mode, pool, pool_noise,
     if highorder_config is not None and mode != "highorder":
         raise UsageError(f"--highorder-config is only used by --mode highorder, not --mode {mode}")
     try:
+        classic = ClassicParams(sigma=tuple(blur_sigma), kernel_size=kernel_size,
+                                methods=_names(resize_methods, list(METHODS), "--resize-methods"),
+                                antialias=antialias, noise=_names(noise_kinds, NOISE_CHOICES, "--noise"),
+                                gaussian_sigma=tuple(noise_sigma), poisson_peak=tuple(poisson_peak),
+                                jpeg_prob=jpeg_prob, jpeg_quality=tuple(jpeg_quality))
+    except ValueError as e:  # named by the option, not by ClassicParams' field
+        field, _, rest = str(e).partition(" ")
+        raise UsageError(f"{_CLASSIC_OPTIONS.get(field, field)} {rest}") from None
+    try:
         params = ModeParams(
-            classic=ClassicParams(sigma=tuple(blur_sigma), kernel_size=kernel_size,
-                                  methods=_names(resize_methods, list(METHODS), "--resize-methods"),
-                                  antialias=antialias, noise=_names(noise_kinds, NOISE_CHOICES, "--noise"),
-                                  gaussian_sigma=tuple(noise_sigma), poisson_peak=tuple(poisson_peak),
-                                  jpeg_prob=jpeg_prob, jpeg_quality=tuple(jpeg_quality)),
+            classic=classic,
             highorder=_load_highorder(highorder_config) if mode == "highorder" else HighOrderParams(),
             pool_noise=pool_noise)
         settings = DegradeSettings(mode=mode, scale=scale, seed=seed, params=params, cleanup=cleanup,

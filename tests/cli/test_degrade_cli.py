@@ -179,6 +179,13 @@ def test_undecodable_file_names_and_bad_options(tmp_path, capsys):
         cfg.write_text(bad)
         assert _run("degrade", src, "-o", tmp_path / "x", "--mode", "highorder", "--highorder-config", cfg) == 2, bad
 
+    # classic ranges are named by their options (they were named by internal fields: gaussian_sigma)
+    for opts, msg in ((("--noise-sigma", "-3", "-1"), "--noise-sigma must be a range [a, b]"),
+                      (("--blur-sigma", "3", "0.2"), "--blur-sigma must be a range [a, b]"),
+                      (("--jpeg-quality", "0", "50"), "--jpeg-quality must be a range [a, b] with 1 <= a")):
+        capsys.readouterr()
+        assert _run("degrade", src, "-o", tmp_path / "x", "--mode", "classic", *opts) == 2, opts
+        assert msg in capsys.readouterr().err, opts
     # malformed files are named in plain words (they gave Python's own: "'list' object has no attribute ...")
     for bad, msg in (("- 1", "the file must be a mapping of keys, got list"),
                      ("second_stage_prob: abc", "second_stage_prob: expected a number, got 'abc'"),
