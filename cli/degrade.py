@@ -174,6 +174,10 @@ def degrade_cmd(ctx: click.Context, sources, out, scale, mode, pool, pool_noise,
     except ValueError as e:
         raise UsageError(str(e)) from None
     k, n = parse_shard(shard)
+    if reference is not None:  # a bad reference stops the run now, not after every pair is made
+        from realsr.degrade.realism import check_reference
+
+        check_reference(reference, out)
     found = discover_sources(list(sources))
     manifest = degrade_dataset(found, out, settings, RawOptions(linear=raw_linear), workers=workers, shard=(k, n),
                                overwrite=overwrite, progress=ctx.obj.get("progress", True), device=device, tile=tile)

@@ -29,7 +29,7 @@ from scipy.special import ndtr
 
 from realsr.atomic import write_json_atomic
 from realsr.color import rgb_to_gray
-from realsr.errors import ImageReadError, UsageError
+from realsr.errors import ImageReadError, RealsrError, UsageError
 from realsr.images import as_rgb, check_pixels, folder_images, label_text, read_image, write_png
 
 from .preview import _grid, _header
@@ -623,6 +623,21 @@ def realism_figure(synthetic: Sequence[np.ndarray], real: Sequence[np.ndarray], 
 
 # ----------------------------------------------------------------------------------------------
 # files
+
+
+def check_reference(reference: str | os.PathLike, out_dir: str | os.PathLike) -> None:
+    """Before a run that ends with a realism report: :class:`UsageError` unless ``reference`` (a
+    folder or an image file) holds at least one readable image, so that a bad ``--reference``
+    stops the run before its work, not after it."""
+    items, label = _items(reference, "reference", (Path(out_dir) / "realism.png").resolve())
+    why = ""
+    for _, path in items:
+        try:
+            read_image(path)
+            return
+        except (RealsrError, OSError) as e:
+            why = f"; last: {path}: {getattr(e, 'message', None) or e}"
+    raise UsageError(f"no readable reference images ({len(items)} tried{why})", label)
 
 
 def _items(source: Any, role: str, exclude: Path) -> tuple[list[tuple[str, Any]], str]:

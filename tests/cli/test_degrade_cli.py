@@ -186,6 +186,14 @@ def test_undecodable_file_names_and_bad_options(tmp_path, capsys):
         capsys.readouterr()
         assert _run("degrade", src, "-o", tmp_path / "x", "--mode", "classic", *opts) == 2, opts
         assert msg in capsys.readouterr().err, opts
+    # a reference folder with nothing readable stops the run before any pair is made (it failed after all)
+    junk = tmp_path / "junk"
+    junk.mkdir()
+    (junk / "a.png").write_bytes(b"not a png")
+    capsys.readouterr()
+    assert _run("degrade", src, "-o", tmp_path / "r", "--mode", "bicubic", "--reference", junk) == 2
+    assert "no readable reference images (1 tried; last:" in capsys.readouterr().err
+    assert not (tmp_path / "r" / "manifest.json").exists()
     # malformed files are named in plain words (they gave Python's own: "'list' object has no attribute ...")
     for bad, msg in (("- 1", "the file must be a mapping of keys, got list"),
                      ("second_stage_prob: abc", "second_stage_prob: expected a number, got 'abc'"),
