@@ -51,7 +51,14 @@ def eval_command(ctx: click.Context, model: str, lr_dir: Path, hr_dir: Path | No
         raise UsageError("LPIPS needs both --lpips-lin and --lpips-alex (nothing is downloaded)")
     if hr_dir is None and not ((lr_dir / "LR").is_dir() and (lr_dir / "HR").is_dir()):
         raise UsageError("give LR_DIR and HR_DIR, or a pair dataset folder with LR/ and HR/", lr_dir)
+    from realsr.manifest import check_dataset_scale, dataset_scale
+
+    recorded = dataset_scale(lr_dir) if hr_dir is None else None  # a pair dataset's own scale
+    if model == "bicubic" and scale is None and recorded is not None:
+        scale = recorded
     net, iopts = make_inference(model, arch, scale, tile, overlap, batch, ensemble, device, precision, half)
+    if hr_dir is None:
+        check_dataset_scale(lr_dir, net.scale, "the model")
     pairs = find_pairs(lr_dir, hr_dir)
     lp = None
     if lpips_lin is not None:

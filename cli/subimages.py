@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
@@ -31,11 +30,13 @@ def subimages_command(ctx: click.Context, dataset: Path, out: Path, scale: int |
     from realsr.errors import UsageError
     from realsr.train.subimages import extract_subimages
 
+    from realsr.manifest import check_dataset_scale, dataset_scale
+
     if scale is None:
-        try:
-            scale = int(json.loads((dataset / "manifest.json").read_text(encoding="utf-8"))["scale"])
-        except (OSError, ValueError, KeyError, TypeError):
-            raise UsageError("give --scale (DATASET has no readable manifest.json)", dataset) from None
+        scale = dataset_scale(dataset)
+        if scale is None:
+            raise UsageError("give --scale (DATASET has no readable manifest.json)", dataset)
+    check_dataset_scale(dataset, scale)
     bar = tqdm(desc="subimages", unit="pair", leave=False, disable=not ctx.obj.get("progress", True))
     try:
         man = extract_subimages(dataset, out, scale, crop, step, min_rest, overwrite, progress=lambda _: bar.update(1))

@@ -105,6 +105,23 @@ class Manifest:
         return cls.from_json(obj, path)
 
 
+def dataset_scale(folder: str | os.PathLike) -> int | None:
+    """The scale a pair dataset's ``manifest.json`` records, or None (no readable manifest)."""
+    try:
+        scale = json.loads((Path(folder) / MANIFEST_NAME).read_text(encoding="utf-8"))["scale"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return scale if isinstance(scale, int) and not isinstance(scale, bool) and scale >= 1 else None
+
+
+def check_dataset_scale(folder: str | os.PathLike, scale: int, what: str = "--scale") -> None:
+    """:class:`UsageError` when the dataset in ``folder`` records another scale than ``scale``
+    (every pair would fail on its own, one warning each)."""
+    recorded = dataset_scale(folder)
+    if recorded is not None and recorded != scale:
+        raise UsageError(f"the dataset is x{recorded} ({MANIFEST_NAME}) but {what} is x{scale}", folder)
+
+
 def settings_differences(old: Any, new: Any, limit: int = 3) -> str:
     """The settings that differ between two nested dicts, for messages: ``"params.seed: 0 -> 1"``
     (at most ``limit`` of them, dotted paths, then how many more)."""

@@ -97,6 +97,24 @@ def test_upscale_keeps_bit_depth_and_alpha_and_skips_done_files(tmp_path, bomb_p
     assert (out / "rgba.png").stat().st_mtime_ns == before
 
 
+def test_a_datasets_own_scale_is_used_and_a_mismatch_stops_before_any_pair(tmp_path, capsys):
+    """eval of an x2 dataset with the bicubic model took the default x4 and failed pair by pair (one
+    warning each); subimages took another --scale the same way."""
+    hr = tmp_path / "hr"
+    write_png(hr / "a.png", synthetic_scene(48, 48, seed=3))
+    ds = tmp_path / "x2"
+    assert _run("degrade", hr, "-o", ds, "--mode", "bicubic", "--scale", "2", "--workers", "1") == 0
+    assert _run("eval", "bicubic", ds, "-o", tmp_path / "e", "--no-compare") == 0
+    assert json.loads((tmp_path / "e" / "eval.json").read_text())["settings"]["scale"] == 2
+    capsys.readouterr()
+    assert _run("eval", "bicubic", ds, "-o", tmp_path / "e4", "--scale", "4") == 2
+    assert "the dataset is x2 (manifest.json) but the model is x4" in capsys.readouterr().err
+    assert not (tmp_path / "e4").exists()
+    assert _run("subimages", ds, "-o", tmp_path / "s", "--scale", "4") == 2
+    assert "the dataset is x2 (manifest.json) but --scale is x4" in capsys.readouterr().err
+    assert _run("subimages", ds, "-o", tmp_path / "s", "--crop", "16", "--step", "16") == 0  # x2 from the manifest
+
+
 def test_upscale_records_its_settings_and_refuses_other_ones(tmp_path, capsys):
     """A re-run with another scale or model counted the old outputs as finished ("skipped"); files
     of output names with no upscale.json were taken for finished outputs too."""
