@@ -64,9 +64,10 @@ def degrade_pair(hr: np.ndarray, mode: str, scale: int, seed: int, params: ModeP
     :class:`RealsrError` when the HR is smaller than ``scale`` (or the pool kernel),
     :class:`UsageError` for a bad pool, mode or missing degrader.
     """
-    hr = modcrop(as_rgb(hr), scale)
-    if min(hr.shape[:2]) < scale:
+    hr = as_rgb(hr)
+    if min(hr.shape[:2]) < scale:  # (said of the source's own size, not of the empty mod-crop)
         raise RealsrError(f"HR {hr.shape[1]}x{hr.shape[0]} is smaller than the scale x{scale}")
+    hr = modcrop(hr, scale)
     rng = np.random.default_rng(seed)
     depth = {np.dtype(np.uint8): 8, np.dtype(np.uint16): 16}.get(hr.dtype)
     steps = sample_steps(mode, rng, hr.shape[:2], scale, params, pool, depth, learned)

@@ -127,7 +127,7 @@ def test_kernel_family():
 def test_clean_up_halves_and_small_input(hr):
     c = clean_up(hr)
     assert c.shape == (66, 99, 3) and c.dtype == np.uint8
-    with pytest.raises(RealsrError, match="smaller than the scale"):
+    with pytest.raises(RealsrError, match="HR 40x3 is smaller than the scale x4"):  # the source size, not 40x0
         degrade_pair(np.zeros((3, 40), np.uint8), "bicubic", 4, 0)
     gray, lr, _ = degrade_pair(hr[..., 0], "bicubic", 2, 0)  # gray input becomes RGB
     assert gray.shape[2] == 3 and lr.shape[2] == 3 and np.array_equal(lr[..., 0], lr[..., 1])
