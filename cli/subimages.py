@@ -28,9 +28,8 @@ def subimages_command(ctx: click.Context, dataset: Path, out: Path, scale: int |
     from tqdm import tqdm
 
     from realsr.errors import UsageError
-    from realsr.train.subimages import extract_subimages
-
     from realsr.manifest import check_dataset_scale, dataset_scale
+    from realsr.train.subimages import extract_subimages
 
     if scale is None:
         scale = dataset_scale(dataset)

@@ -105,12 +105,19 @@ class Manifest:
         return cls.from_json(obj, path)
 
 
+def read_json_mapping(path: str | os.PathLike) -> dict[str, Any] | None:
+    """The JSON object in the file at ``path``, or None when it is absent, unreadable or not an
+    object (for records a run may resume from: anything else is not one of ours)."""
+    try:
+        obj = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return obj if isinstance(obj, dict) else None
+
+
 def dataset_scale(folder: str | os.PathLike) -> int | None:
     """The scale a pair dataset's ``manifest.json`` records, or None (no readable manifest)."""
-    try:
-        scale = json.loads((Path(folder) / MANIFEST_NAME).read_text(encoding="utf-8"))["scale"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+    scale = (read_json_mapping(Path(folder) / MANIFEST_NAME) or {}).get("scale")
     return scale if isinstance(scale, int) and not isinstance(scale, bool) and scale >= 1 else None
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import logging
 import math
 import os
@@ -25,7 +24,8 @@ import numpy as np
 from realsr.atomic import remove_stale_temporaries, write_bytes_atomic, write_json_atomic
 from realsr.errors import RealsrError, UsageError, item_failure
 from realsr.images import folder_images, from_float, read_image, to_float, write_png
-from realsr.manifest import check_inputs_outside, check_unrecorded, file_sha256, settings_differences
+from realsr.manifest import (check_inputs_outside, check_unrecorded, file_sha256, read_json_mapping,
+                             settings_differences)
 from realsr.resize import imresize
 
 from . import metrics
@@ -271,11 +271,8 @@ def write_reports(out_dir: Path, report: dict[str, Any]) -> None:
 def _previous_report(path: Path) -> dict[str, Any] | None:
     """The evaluation report at ``path`` when it is one of ours (a mapping with settings and images),
     else None (absent, unreadable, or someone else's file)."""
-    try:
-        prev = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    ok = isinstance(prev, dict) and isinstance(prev.get("settings"), dict) and isinstance(prev.get("images"), list)
+    prev = read_json_mapping(path)
+    ok = prev is not None and isinstance(prev.get("settings"), dict) and isinstance(prev.get("images"), list)
     return prev if ok else None
 
 

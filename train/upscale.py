@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from pathlib import Path
@@ -14,7 +13,7 @@ import numpy as np
 from realsr.atomic import remove_stale_temporaries, write_json_atomic
 from realsr.errors import RealsrError, UsageError, item_failure
 from realsr.images import from_float, read_image, to_float, write_png
-from realsr.manifest import check_inputs_outside, settings_differences
+from realsr.manifest import check_inputs_outside, read_json_mapping, settings_differences
 from realsr.resize import imresize
 
 from .infer import InferOptions, upscale_image
@@ -38,14 +37,6 @@ def upscale_array(model: SRNet, img: np.ndarray, options: InferOptions = InferOp
 UPSCALE_JSON = "upscale.json"
 
 
-def _previous_settings(path: Path) -> dict[str, Any] | None:
-    try:
-        rec = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return rec["settings"] if isinstance(rec, dict) and isinstance(rec.get("settings"), dict) else None
-
-
 def upscale_files(model: SRNet, sources: list[tuple[str, str]], out_dir: str | os.PathLike,
                   options: InferOptions = InferOptions(), overwrite: bool = False,
                   progress: Callable[[str], None] | None = None,
@@ -64,7 +55,8 @@ def upscale_files(model: SRNet, sources: list[tuple[str, str]], out_dir: str | o
     settings = {"model": model_info or {"arch": model.arch, "arch_args": model.arch_args}, "scale": model.scale,
                 "tile": options.tile, "overlap": options.overlap if options.tile else 0,
                 "ensemble": options.ensemble, "precision": options.precision}
-    prev = _previous_settings(out_dir / UPSCALE_JSON)
+    prev = (read_json_mapping(out_dir / UPSCALE_JSON) or {}).get("settings")
+    prev = prev if isinstance(prev, dict) else None
     if not overwrite:
         if prev is not None and prev != settings:
             raise UsageError(f"the output folder holds images upscaled with other settings "

@@ -174,7 +174,7 @@ def test_temporaries_of_a_killed_run_are_not_images(tmp_path, capsys):
     up = tmp_path / "up"
     old = _garbage_temporary(up)
     assert _run("upscale", "bicubic", ds / "LR", "-o", up) == 0
-    assert sorted(p.name for p in up.iterdir()) == ["p.png"]
+    assert sorted(p.name for p in up.iterdir()) == ["p.png", "upscale.json"]  # the old temporary is gone
     sub = tmp_path / "sub"
     old = _garbage_temporary(sub / "HR")
     assert _run("subimages", ds, "-o", sub, "--scale", 4, "--crop", 16, "--step", 8) == 0

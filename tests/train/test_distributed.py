@@ -99,15 +99,16 @@ assert not [n for h in (t, t.method, t.cycle) if h is not None for n, v in vars(
 
 
 def _two_processes_match_one(tmp_path: Path, tree: dict, kit, terms: tuple[str, ...], files: tuple[str, ...],
-                             atol: float) -> None:
-    """``tree`` trained by torchrun with 2 gloo processes (RUN_ONLY) and by one process: the named
-    loss terms agree (relative 1e-4 plus ``atol``) and so do the weights in ``files``."""
+                             atol: float, ddp_tree: dict | None = None, script_text: str = RUN_ONLY) -> None:
+    """``ddp_tree`` (default ``tree``) trained by torchrun with 2 gloo processes (``script_text``) and
+    ``tree`` by one process: the named loss terms agree (relative 1e-4 plus ``atol``) and so do the
+    weights in ``files``."""
     script = tmp_path / "worker.py"
-    script.write_text(RUN_ONLY)
+    script.write_text(script_text)
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
     env["OMP_NUM_THREADS"] = "1"
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                           str(script), json.dumps(tree), str(tmp_path / "ddp")],
+                           str(script), json.dumps(ddp_tree or tree), str(tmp_path / "ddp")],
                           env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     Trainer(from_dict(tree), tmp_path / "one", progress=False).run()
@@ -170,28 +171,14 @@ def test_compiled_ddp_under_two_gloo_processes_matches_one_plain_process(tmp_pat
                     losses={"pixel": {"weight": 1.0}, "gan": {"weight": 0.01, "kind": "lsgan"}})
     # (per-sample GAN terms and no batch norm: RaGAN's batch means and batch statistics are per process)
     compiled = {**tree, "engine": {**tree.get("engine", {}), "compile": True, "compile_backend": "aot_eager"}}
-    script = tmp_path / "worker.py"
     wrapped = ("t = Trainer(from_dict(json.loads(sys.argv[1])), sys.argv[2])\n"
                "import torch\n"
                "for m in (t.G_train, t.D_train):  # compile(DDP(m)), not DDP(compile(m))\n"
                "    assert isinstance(m, torch._dynamo.eval_frame.OptimizedModule), type(m)\n"
                "    assert isinstance(m._orig_mod, torch.nn.parallel.DistributedDataParallel), type(m._orig_mod)\n")
-    script.write_text(RUN_ONLY.replace("t = Trainer(from_dict(json.loads(sys.argv[1])), sys.argv[2])\n", wrapped))
-    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
-    env["OMP_NUM_THREADS"] = "1"
-    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                           str(script), json.dumps(compiled), str(tmp_path / "ddp")],
-                          env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    Trainer(from_dict(tree), tmp_path / "one", progress=False).run()
-    a, b = kit.losses_of(tmp_path / "ddp"), kit.losses_of(tmp_path / "one")
-    assert [i for i, _ in a] == [1, 2, 3] and len(b) == 3
-    for (_, la), (_, lb) in zip(a, b):
-        assert la.keys() == lb.keys()
-        for k in lb:
-            assert abs(la[k] - lb[k]) <= 1e-4 * abs(lb[k]) + 1e-6, k
+    script = RUN_ONLY.replace("t = Trainer(from_dict(json.loads(sys.argv[1])), sys.argv[2])\n", wrapped)
+    _two_processes_match_one(tmp_path, tree, kit, ("pixel", "gan", "d", "d_real", "d_fake"), ("model.safetensors",),
+                             1e-6, ddp_tree=compiled, script_text=script)
+    assert [i for i, _ in kit.losses_of(tmp_path / "ddp")] == [1, 2, 3]
     wa, _ = read_safetensors(tmp_path / "ddp" / "model.safetensors")
-    wb, _ = read_safetensors(tmp_path / "one" / "model.safetensors")
     assert not any("_orig_mod" in k or k.startswith("module.") for k in wa)
-    for k in wb:
-        assert torch.allclose(wa[k], wb[k], atol=1e-5), k
