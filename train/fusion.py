@@ -34,7 +34,6 @@ nothing is read, written or changed in place. :func:`fuse_folders` is the file s
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from dataclasses import dataclass, field
@@ -291,6 +290,7 @@ def fuse_folders(inputs: Sequence[Any], out: Any, rule: FusionRule = FusionRule(
     from realsr.atomic import write_json_atomic
     from realsr.errors import UsageError
     from realsr.images import from_float, read_image, to_float, write_png
+    from realsr.manifest import read_json_mapping
 
     from . import metrics
 
@@ -352,10 +352,8 @@ def fuse_folders(inputs: Sequence[Any], out: Any, rule: FusionRule = FusionRule(
     # in the marker, removed when fuse.json is written) are someone else's
     marker = out / FUSE_RUNNING
     if not overwrite and not (out / FUSE_JSON).exists():
-        try:
-            ours = set(json.loads(marker.read_text(encoding="utf-8"))["names"]) if marker.is_file() else set()
-        except (OSError, ValueError, KeyError, TypeError):
-            ours = set()
+        listed = (read_json_mapping(marker) or {}).get("names")
+        ours = {n for n in listed if isinstance(n, str)} if isinstance(listed, list) else set()
         clash = [n for n in names if (out / f"{n}.png").exists() and n not in ours]
         if clash:
             raise UsageError(f"the output folder already holds {len(clash)} image(s) this fusion would replace "
