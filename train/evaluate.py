@@ -268,6 +268,13 @@ def write_reports(out_dir: Path, report: dict[str, Any]) -> None:
     write_bytes_atomic(out_dir / EVAL_CSV, buf.getvalue().encode("utf-8", "surrogateescape"))
 
 
+def _comparable(settings: dict[str, Any]) -> dict[str, Any]:
+    """Report settings as compared for a resume: the model's path as typed does not count (its
+    sha256 identifies it; ``m.pth`` and ``./m.pth`` are one model)."""
+    model = settings.get("model")
+    return {**settings, "model": {k: v for k, v in model.items() if k != "file"}} if isinstance(model, dict) else settings
+
+
 def _previous_report(path: Path) -> dict[str, Any] | None:
     """The evaluation report at ``path`` when it is one of ours (a mapping with settings and images),
     else None (absent, unreadable, or someone else's file)."""
@@ -302,10 +309,10 @@ def evaluate(model: SRNet, pairs: list[Pair], out_dir: str | os.PathLike, opts: 
     check_unrecorded(out_dir, overwrite, prev is not None, ("SR", "compare", "branches"), (EVAL_JSON, EVAL_CSV),
                      what=f"realsr evaluation report ({EVAL_JSON})")
     if prev is not None and not overwrite:
-        if prev["settings"] != settings:
+        if _comparable(prev["settings"]) != _comparable(settings):
             raise UsageError("the output folder holds an evaluation made with other settings ("
-                             f"{settings_differences(prev['settings'], settings)}); use --overwrite or another -o",
-                             out_dir)
+                             f"{settings_differences(_comparable(prev['settings']), _comparable(settings))}); "
+                             "use --overwrite or another -o", out_dir)
         try:
             pb = {r["name"]: r for r in prev["baseline"]["images"]}
             seen = prev.get("inputs") or {}  # a pair is reused only for the same files, unchanged
@@ -323,6 +330,8 @@ def evaluate(model: SRNet, pairs: list[Pair], out_dir: str | os.PathLike, opts: 
                 "failed": failed, "counts": {"done": len(images), "failed": len(failed)},
                 "inputs": {r["name"]: inputs.get(r["name"]) for r in images}}
 
+    if prev is None or overwrite:  # the record exists before any SR/ or compare/ file: a run killed
+        write_reports(out_dir, report())  # in its first pair resumes without --overwrite
     for pair in pairs:
         if progress:
             progress(pair)

@@ -67,7 +67,10 @@ def upscale_files(model: SRNet, sources: list[tuple[str, str]], out_dir: str | o
                              f"but no {UPSCALE_JSON} says how they were made; use --overwrite or another -o", out_dir)
     if remove_stale_temporaries(out_dir):
         log.info("removed temporary files left by an interrupted run")
-    if prev != settings or overwrite:
+    if overwrite and prev != settings:  # outputs of other settings go before the new record is written:
+        for name, _ in sources:  # an interrupted --overwrite run must not leave them to pass as finished
+            (out_dir / f"{name}.png").unlink(missing_ok=True)
+    if prev != settings:
         write_json_atomic(out_dir / UPSCALE_JSON, {"format": "realsr-upscale", "version": 1, "settings": settings})
     result: dict[str, Any] = {"done": [], "skipped": [], "failed": []}
     for name, path in sources:

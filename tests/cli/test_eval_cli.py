@@ -131,6 +131,28 @@ def test_upscale_records_its_settings_and_refuses_other_ones(tmp_path, capsys):
     assert read_image(out / "a.png").shape == (32, 40, 3)
     assert _run("upscale", "bicubic", "--scale", "4", src, "-o", out, "--overwrite") == 0
     assert read_image(out / "a.png").shape == (64, 80, 3)
+    # an --overwrite run with other settings killed part-way leaves no old output to pass as finished
+    write_png(src / "b.png", synthetic_scene(16, 20, seed=4))
+    assert _run("upscale", "bicubic", "--scale", "2", src, "-o", tmp_path / "k") == 0
+    import realsr.train.upscale as up
+
+    real, seen = up.upscale_array, []
+
+    def second_fails(*a, **k):
+        seen.append(1)
+        if len(seen) == 2:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    up.upscale_array = second_fails
+    try:
+        assert _run("upscale", "bicubic", "--scale", "3", src, "-o", tmp_path / "k", "--overwrite") == 130
+    finally:
+        up.upscale_array = real
+    assert _run("upscale", "bicubic", "--scale", "3", src, "-o", tmp_path / "k") == 0
+    assert {p.name: read_image(p).shape[:2] for p in (tmp_path / "k").glob("*.png")} == {"a.png": (48, 60),
+                                                                                         "b.png": (48, 60)}
+    (src / "b.png").unlink()
     mine = tmp_path / "mine"
     write_png(mine / "a.png", synthetic_scene(17, 17, seed=2))
     assert _run("upscale", "bicubic", "--scale", "2", src, "-o", mine) == 2

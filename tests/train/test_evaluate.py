@@ -133,6 +133,34 @@ def test_an_interrupted_run_resumes_and_changed_settings_need_overwrite(tmp_path
     assert calls == ["im0", "im1", "im2"]
 
 
+def test_a_run_killed_in_its_first_pair_resumes_and_the_model_path_as_typed_does_not_count(tmp_path, monkeypatch):
+    """The report is written before the first SR/ image (a run killed in its first pair was then
+    refused as someone else's files); a model given by another path to the same file resumes."""
+    ds = _pairs(tmp_path / "ds", n=2)
+    out = tmp_path / "out"
+    model = load_model("bicubic", scale=2)
+    real = ev.comparison_panel
+
+    class Killed(Exception):
+        pass
+
+    def killed(*a, **k):
+        raise Killed
+
+    monkeypatch.setattr(ev, "comparison_panel", killed)  # after SR/im0.png is written
+    with pytest.raises(Killed):
+        evaluate(model, find_pairs(ds), out, model_info={"file": "m.safetensors", "sha256": "ab"})
+    assert (out / "SR" / "im0.png").exists()
+    monkeypatch.setattr(ev, "comparison_panel", real)
+    assert evaluate(model, find_pairs(ds), out, model_info={"file": "m.safetensors", "sha256": "ab"})["counts"]["done"] == 2
+    calls = []
+    monkeypatch.setattr(ev, "evaluate_pair", lambda *a, **k: calls.append(1))
+    rep = evaluate(model, find_pairs(ds), out, model_info={"file": "./m.safetensors", "sha256": "ab"})
+    assert not calls and rep["counts"]["done"] == 2
+    with pytest.raises(UsageError, match="model.sha256"):
+        evaluate(model, find_pairs(ds), out, model_info={"file": "m.safetensors", "sha256": "cd"})
+
+
 def test_files_no_report_of_ours_made_are_not_replaced(tmp_path):
     """An eval.json that is not a realsr report, or images in SR/ or compare/ with no report beside
     them, were overwritten without --overwrite."""
