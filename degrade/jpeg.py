@@ -351,9 +351,10 @@ def _islow_tensors(dev):
     from realsr.devices import to_device
 
     out = []
-    for w, sh in _islow_passes():
-        half = np.where(sh > 0, 2.0 ** (sh - 1), 0.0)
-        out.append(tuple(to_device(a, dev, torch.float64) for a in (w.T, 2.0 ** -sh, half)))
+    with torch.inference_mode(False):  # cached: must serve autograd even when first built under inference_mode
+        for w, sh in _islow_passes():
+            half = np.where(sh > 0, 2.0 ** (sh - 1), 0.0)
+            out.append(tuple(to_device(a, dev, torch.float64) for a in (w.T, 2.0 ** -sh, half)))
     return out
 
 

@@ -122,7 +122,8 @@ def subsample(x: Tensor, scale: int) -> Tensor:
 def _matrix(n_in: int, n_out: int, method: str, antialias: bool, dtype: torch.dtype, device: torch.device) -> Tensor:
     """The dense resize matrix on ``device``, built once (no host-to-device copy per call in training)."""
     m = resize_matrix(n_in, n_out, n_out / n_in, antialias, method).toarray()
-    return to_device(m, device, dtype)
+    with torch.inference_mode(False):  # cached: must serve autograd even when first built under inference_mode
+        return to_device(m, device, dtype)
 
 
 def resize(x: Tensor, size: Sequence[int], method: str = "bicubic", antialias: bool = True,
@@ -188,15 +189,20 @@ def gaussian_noise(x: Tensor, sigma: Any, gray: Any = False, generator: torch.Ge
 
 def poisson_noise_t(x: Tensor, peak: Any, gray: Any = False, generator: torch.Generator | None = None) -> Tensor:
     """Poisson noise ``Poisson(peak x) / peak - x`` of ``x`` clipped and rounded to 8-bit levels (on its gray image where
-    ``gray``); ``peak`` scalar or per image."""
+    ``gray``); ``peak`` scalar or per image. ``gray`` flags already on a GPU are not read (that would
+    wait for the device): the gray field is then drawn for every image and picked per image, so the
+    random stream differs from host flags', and with non-RGB images they are ignored."""
     b = _images(x)[0]
     p = _per_image(peak, b, x).view(b, 1, 1, 1)
     base = quantize(x)
     noise = torch.poisson(base * p, generator=generator) / p - base
+    on_host = not (isinstance(gray, Tensor) and gray.device.type != "cpu")
+    if x.shape[1] != 3:  # gray noise needs RGB; flags on a device cannot be read without a sync: ignored
+        if on_host and _any_host(gray):
+            raise ValueError(f"gray Poisson noise needs RGB images, got {x.shape[1]} channels")
+        return noise
     if _any_host(gray):  # one draw on the gray image, the same on every channel
         g = to_device(gray, x.device, torch.bool).reshape(-1).expand(b)
-        if x.shape[1] != 3:
-            raise ValueError(f"gray Poisson noise needs RGB images, got {x.shape[1]} channels")
         gb = to_gray(base)
         gn = (torch.poisson(gb * p, generator=generator) / p - gb).expand_as(noise)
         noise = torch.where(g.view(b, 1, 1, 1), gn, noise)

@@ -83,8 +83,10 @@ def to_device(data: Any, device: "str | torch.device", dtype: "torch.dtype | Non
     pageable memory, which makes the host wait until the GPU has finished all its queued work: once
     per call, so a few small parameter uploads per training batch leave the GPU idle between
     batches. Here host data is staged in pinned memory and copied asynchronously (PyTorch keeps the
-    pinned block alive until the copy is done, so ``data`` may change afterwards). Data already on a
-    device is cast there; on the CPU this is ``torch.as_tensor``."""
+    pinned block alive until the copy is done, so ``data`` may change afterwards, unless it is a CPU
+    tensor that is pinned already: that one is copied from directly). Data already on a device is
+    cast there; on the CPU this is ``torch.as_tensor``; other devices (MPS) get a plain copy.
+    The ``meta`` device (no data) stands in for CUDA in the tests and is copied to asynchronously."""
     import torch
 
     dev = torch.device(device)
@@ -95,7 +97,14 @@ def to_device(data: Any, device: "str | torch.device", dtype: "torch.dtype | Non
         return t
     if dev.type == "cuda":
         t = t.pin_memory()
-    return t.to(dev, non_blocking=True)
+    return t.to(dev, non_blocking=dev.type in ("cuda", "meta"))
+
+
+def _constant(make: Callable[[], Any], device: "torch.device", dtype: "torch.dtype | None") -> "torch.Tensor":
+    import torch
+
+    with torch.inference_mode(False):  # a table first needed under inference_mode must still serve autograd
+        return to_device(make(), device, dtype)
 
 
 @functools.lru_cache(maxsize=64)
@@ -103,4 +112,4 @@ def device_constant(make: Callable[[], Any], device: "torch.device", dtype: "tor
     """``make()`` (a table: NumPy array or nested sequence) as a tensor on ``device``, built and
     copied once per (table, device, dtype) and then reused: no host-to-device copy per call on hot
     paths. The tensor is shared: read it, never write to it."""
-    return to_device(make(), device, dtype)
+    return _constant(make, device, dtype)

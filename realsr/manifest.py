@@ -234,6 +234,8 @@ def previous_entries(own: Path, main: Path, load: Callable[[Path], T], settings:
         try:
             old = load(path)
         except UsageError as e:  # unreadable or malformed: nothing in it can be resumed
+            if path.is_dir():
+                raise UsageError(f"{path.name} is a folder, not a record; move it away or use another -o", path) from None
             if not overwrite:
                 raise UsageError(f"{e.message}; delete it, or use --overwrite or another -o", path) from None
             path.unlink()  # --overwrite replaces it (the files it listed cannot be told apart: same names are redone)

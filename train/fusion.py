@@ -351,15 +351,15 @@ def fuse_folders(inputs: Sequence[Any], out: Any, rule: FusionRule = FusionRule(
     # images this fusion would replace that no run of ours wrote (an interrupted run lists its names
     # in the marker, removed when fuse.json is written) are someone else's
     marker = out / FUSE_RUNNING
+    listed = (read_json_mapping(marker) or {}).get("names")
+    ours = {n for n in listed if isinstance(n, str)} if isinstance(listed, list) else set()
     if not overwrite and not (out / FUSE_JSON).exists():
-        listed = (read_json_mapping(marker) or {}).get("names")
-        ours = {n for n in listed if isinstance(n, str)} if isinstance(listed, list) else set()
         clash = [n for n in names if (out / f"{n}.png").exists() and n not in ours]
         if clash:
             raise UsageError(f"the output folder already holds {len(clash)} image(s) this fusion would replace "
                              f"({_few(clash)}) and no {FUSE_JSON}; use another -o (or --overwrite to replace them)", out)
     out.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(marker, {"names": names})
+    write_json_atomic(marker, {"names": sorted(ours | set(names))})  # an earlier interrupted run's names stay ours
 
     def scores(img: np.ndarray, ref: np.ndarray) -> dict[str, float]:
         d = {"psnr": metrics.psnr(img, ref, crop_border), "ssim": metrics.ssim(img, ref, crop_border)}

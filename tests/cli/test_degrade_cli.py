@@ -331,3 +331,8 @@ def test_a_damaged_manifest_is_named_and_overwrite_replaces_it(hr_dir, tmp_path,
     assert "cannot read manifest" in err and "delete it, or use --overwrite or another -o" in err
     assert _run(*args, "--overwrite") == 0
     assert json.loads((out / "manifest.json").read_text())["pairs"]
+    (out / "manifest.json").unlink()
+    (out / "manifest.json").mkdir()  # not even --overwrite deletes a folder in its place
+    capsys.readouterr()
+    assert _run(*args, "--overwrite") == 2
+    assert "manifest.json is a folder, not a record" in capsys.readouterr().err

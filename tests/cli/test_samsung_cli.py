@@ -232,8 +232,11 @@ def test_fuse_cli_bad_inputs(two, tmp_path, capsys):
     write_png(dam / "dark.png", _flat(60))
     good = (dam / "dark.png").read_bytes()
     (dam / "dark.png").write_bytes(good[:-20])
+    write_png(stop / "zzz.png", _flat(5))  # an earlier interrupted fusion's output, listed in its marker
+    (stop / ".fuse-running.json").write_text('{"names": ["zzz"]}')
     assert _run("fuse", a, dam, "-o", stop) != 0
     assert (stop / "bright.png").exists() and not (stop / "fuse.json").exists()
+    assert json.loads((stop / ".fuse-running.json").read_text())["names"] == ["bright", "dark", "zzz"]  # kept
     (dam / "dark.png").write_bytes(good)
     assert _run("fuse", a, dam, "-o", stop) == 0
     assert (stop / "fuse.json").exists() and not list(stop.glob(".fuse-running*"))

@@ -133,3 +133,33 @@ def test_to_device_and_device_constant():
     x1, x2 = device_constant(table, META), device_constant(table, META)
     assert x1 is x2 and len(calls) == 1
     assert device_constant(table, META, torch.float32).dtype == torch.float32 and len(calls) == 2
+
+
+def test_cached_tables_first_built_under_inference_mode_still_serve_autograd():
+    """The per-device tables are cached; one first built under torch.inference_mode() was an
+    inference tensor, and a later differentiable JPEG could not save it for backward."""
+    from realsr.degrade import jpeg
+
+    device_constant.cache_clear()
+    jpeg._islow_tensors.cache_clear()
+    ops._matrix.cache_clear()
+    x = torch.rand(2, 3, 16, 16)
+    with torch.inference_mode():
+        jpeg_torch(x, 50)
+        ops.resize(x, (8, 8))
+    y = x.clone().requires_grad_()
+    (jpeg_torch(y, [30, 90], differentiable=True).sum() + ops.resize(y, (8, 8)).sum()).backward()
+    assert y.grad is not None and torch.isfinite(y.grad).all()
+
+
+def test_gray_flags_on_the_device_are_not_read():
+    """Device flags cannot be read without a sync: with 1-channel images they are ignored (host flags
+    asking for gray noise there are refused), with RGB the gray field is picked per image."""
+    one = torch.empty((2, 1, 8, 8), device=META)
+    out, _ = _check(lambda: ops.poisson_noise_t(one, 10.0, torch.zeros(2, dtype=torch.bool, device=META)))
+    assert out.shape == (2, 1, 8, 8)
+    with pytest.raises(ValueError, match="gray Poisson noise needs RGB"):
+        ops.poisson_noise_t(torch.full((2, 1, 8, 8), 0.5), 10.0, [True, False])
+    rgb = torch.full((2, 3, 8, 8), 0.5)
+    n = ops.poisson_noise_t(rgb, 10.0, torch.tensor([True, False]), torch.Generator().manual_seed(0))
+    assert torch.equal(n[0, 0], n[0, 2]) and not torch.equal(n[1, 0], n[1, 2])
