@@ -48,41 +48,9 @@ def _load_highorder(path: Path | None) -> HighOrderParams:
     except yaml.YAMLError as e:
         raise UsageError(f"bad --highorder-config: not valid YAML ({str(e).splitlines()[0]})", path) from None
     try:
-        base = HighOrderParams().to_json()
-        _check_like(obj, base, "")
-        for key, value in obj.items():
-            if isinstance(base[key], dict):
-                base[key].update(value)
-            else:
-                base[key] = value
-        return HighOrderParams.from_json(base)
+        return HighOrderParams.from_overrides(obj)
     except (ValueError, TypeError) as e:
         raise UsageError(f"bad --highorder-config: {e}", path) from None
-
-
-def _check_like(value: object, default: object, where: str) -> None:
-    """ValueError unless ``value`` has the shape of ``default`` (a mapping with known keys, a list
-    of numbers or names, a number), naming the key: YAML gives strings or lists where numbers belong,
-    which failed deep inside with Python's own words."""
-    name = where or "the file"
-    if isinstance(default, dict):
-        if not isinstance(value, dict):
-            raise ValueError(f"{name} must be a mapping of keys, got {type(value).__name__} {value!r}")
-        for k, v in value.items():
-            if k not in default:
-                raise ValueError(f"unknown key {f'{where}.' if where else ''}{k} (known: {', '.join(default)})")
-            _check_like(v, default[k], f"{where}.{k}" if where else str(k))
-    elif isinstance(default, (list, tuple)):
-        if not isinstance(value, list) or not value:
-            raise ValueError(f"{name} must be a list like {list(default)}, got {value!r}")
-        for v in value:
-            _check_like(v, default[0], f"{name} item")
-    elif isinstance(default, str):
-        if not isinstance(value, str):
-            raise ValueError(f"{name}: expected a name, got {value!r}")
-    elif isinstance(default, (int, float)) and not isinstance(default, bool):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ValueError(f"{name}: expected a number, got {value!r}")
 
 
 @cli.command("degrade")

@@ -209,12 +209,50 @@ class HighOrderParams:
         return _params_json(self)
 
     @classmethod
+    def from_overrides(cls, obj: Any) -> "HighOrderParams":
+        """Real-ESRGAN's defaults with the keys of ``obj`` (a mapping, e.g. read from YAML: stage
+        sections merge key by key) replaced; ValueError naming the key for unknown keys and values
+        of the wrong kind (YAML gives strings or lists where numbers belong)."""
+        base = cls().to_json()
+        _check_like(obj, base, "")
+        for key, value in obj.items():
+            if isinstance(base[key], dict):
+                base[key].update(value)
+            else:
+                base[key] = value
+        return cls.from_json(base)
+
+    @classmethod
     def from_json(cls, obj: dict[str, Any]) -> "HighOrderParams":
         def stage(d: dict[str, Any]) -> StageParams:
             return StageParams(**{f.name: tuple(d[f.name]) if isinstance(d[f.name], list) else d[f.name]
                                   for f in fields(StageParams) if f.name in d})
         return cls(first=stage(obj["first"]), second=stage(obj["second"]),
                    **{k: tuple(v) if isinstance(v, list) else v for k, v in obj.items() if k not in ("first", "second")})
+
+
+def _check_like(value: Any, default: Any, where: str) -> None:
+    """ValueError unless ``value`` has the shape of ``default`` (a mapping with known keys, a list
+    of numbers or names, a number), naming the key."""
+    name = where or "the parameters"
+    if isinstance(default, dict):
+        if not isinstance(value, dict):
+            raise ValueError(f"{name} must be a mapping of keys, got {type(value).__name__} {value!r}")
+        for k, v in value.items():
+            if k not in default:
+                raise ValueError(f"unknown key {f'{where}.' if where else ''}{k} (known: {', '.join(default)})")
+            _check_like(v, default[k], f"{where}.{k}" if where else str(k))
+    elif isinstance(default, (list, tuple)):
+        if not isinstance(value, (list, tuple)) or not value:
+            raise ValueError(f"{name} must be a list like {list(default)}, got {value!r}")
+        for v in value:
+            _check_like(v, default[0], f"{name} item")
+    elif isinstance(default, str):
+        if not isinstance(value, str):
+            raise ValueError(f"{name}: expected a name, got {value!r}")
+    elif isinstance(default, (int, float)) and not isinstance(default, bool):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"{name}: expected a number, got {value!r}")
 
 
 def random_kernel_spec(rng: np.random.Generator, st: StageParams) -> dict[str, Any]:

@@ -263,13 +263,7 @@ processes and accumulation steps; another layout gives the same crops but other 
             if mode == "classic":
                 self.params = ClassicParams(**{k: tuple(v) if isinstance(v, list) else v for k, v in params.items()})
             elif mode == "highorder":
-                base = HighOrderParams().to_json()
-                for k, v in params.items():
-                    if isinstance(v, dict) and isinstance(base.get(k), dict):
-                        base[k].update(v)
-                    else:
-                        base[k] = v
-                self.params = HighOrderParams.from_json(base)
+                self.params = HighOrderParams.from_overrides(params)
             elif params:
                 raise ValueError(f"mode {mode} takes no params")
         except (TypeError, ValueError) as e:

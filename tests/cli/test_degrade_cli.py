@@ -195,7 +195,7 @@ def test_undecodable_file_names_and_bad_options(tmp_path, capsys):
     assert "no readable reference images (1 tried; last:" in capsys.readouterr().err
     assert not (tmp_path / "r" / "manifest.json").exists()
     # malformed files are named in plain words (they gave Python's own: "'list' object has no attribute ...")
-    for bad, msg in (("- 1", "the file must be a mapping of keys, got list"),
+    for bad, msg in (("- 1", "the parameters must be a mapping of keys, got list"),
                      ("second_stage_prob: abc", "second_stage_prob: expected a number, got 'abc'"),
                      ("first: 5", "first must be a mapping of keys, got int 5"),
                      ("first: {sigma: [0.2, x]}", "first.sigma item: expected a number, got 'x'"),

@@ -311,6 +311,11 @@ def test_on_the_fly_degradation_and_noise_injection(tmp_path, pairs, kit):
         OnlineDegradation("pool", 2, 0, torch.device("cpu"), pool=str(pool))
     with pytest.raises(UsageError, match="data.degradation.params"):
         OnlineDegradation("classic", 4, 0, torch.device("cpu"), params={"sigma": [3, 1]})
+    # highorder params are checked as realsr degrade --highorder-config checks them (one shared method)
+    for bad, msg in (({"first": 5}, "first must be a mapping of keys, got int 5"),
+                     ({"second_stage_prob": "abc"}, "second_stage_prob: expected a number, got 'abc'")):
+        with pytest.raises(UsageError, match=f"config data.degradation.params: {msg}"):
+            OnlineDegradation("highorder", 4, 0, torch.device("cpu"), params=bad)
     # the trainer runs on an HR folder with each mode
     for mode in ("pool", "classic", "highorder", "bicubic"):
         deg_cfg = {"mode": mode, "pool": str(pool) if mode == "pool" else None}
