@@ -163,3 +163,22 @@ def test_gray_flags_on_the_device_are_not_read():
     rgb = torch.full((2, 3, 8, 8), 0.5)
     n = ops.poisson_noise_t(rgb, 10.0, torch.tensor([True, False]), torch.Generator().manual_seed(0))
     assert torch.equal(n[0, 0], n[0, 2]) and not torch.equal(n[1, 0], n[1, 2])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_on_cuda_no_operation_synchronises():
+    """On a real GPU, CUDA's own sync detector (``set_sync_debug_mode("error")``) raises at any
+    synchronising call, pageable uploads included (which the meta stand-in cannot see)."""
+    x = torch.rand(8, 3, 64, 64, device="cuda")
+    rng = np.random.default_rng(0)
+    gen = torch.Generator(device="cuda").manual_seed(0)
+    classic = ClassicParams(noise=("gaussian", "poisson", "both"), jpeg_prob=1.0)
+    for _ in range(2):  # the second round runs with the per-device tables cached
+        torch.cuda.synchronize()
+        torch.cuda.set_sync_debug_mode("error")
+        try:
+            ops.random_classic(x, 4, classic, rng, gen)
+            ops.random_highorder(x, 4, HighOrderParams(), rng, gen)
+            jpeg_torch(x, [10, 50, 90, 100, 20, 30, 40, 60])
+        finally:
+            torch.cuda.set_sync_debug_mode("default")

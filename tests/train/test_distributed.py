@@ -171,12 +171,23 @@ def test_compiled_ddp_under_two_gloo_processes_matches_one_plain_process(tmp_pat
                     losses={"pixel": {"weight": 1.0}, "gan": {"weight": 0.01, "kind": "lsgan"}})
     # (per-sample GAN terms and no batch norm: RaGAN's batch means and batch statistics are per process)
     compiled = {**tree, "engine": {**tree.get("engine", {}), "compile": True, "compile_backend": "aot_eager"}}
+    # the wrappers are compile(DDP(m)), not DDP(compile(m)); a comm hook counts G's bucket all-reduces:
+    # one backward's worth per iteration, i.e. none for the first micro-batch (no_sync through the
+    # compiled wrapper; the averaged gradients alone could not tell, the all-reduce being linear)
     wrapped = ("t = Trainer(from_dict(json.loads(sys.argv[1])), sys.argv[2])\n"
                "import torch\n"
-               "for m in (t.G_train, t.D_train):  # compile(DDP(m)), not DDP(compile(m))\n"
+               "from torch.distributed.algorithms.ddp_comm_hooks.default_hooks import allreduce_hook\n"
+               "for m in (t.G_train, t.D_train):\n"
                "    assert isinstance(m, torch._dynamo.eval_frame.OptimizedModule), type(m)\n"
-               "    assert isinstance(m._orig_mod, torch.nn.parallel.DistributedDataParallel), type(m._orig_mod)\n")
-    script = RUN_ONLY.replace("t = Trainer(from_dict(json.loads(sys.argv[1])), sys.argv[2])\n", wrapped)
+               "    assert isinstance(m._orig_mod, torch.nn.parallel.DistributedDataParallel), type(m._orig_mod)\n"
+               "calls = []\n"
+               "def hook(state, bucket):\n"
+               "    calls.append(1)\n"
+               "    return allreduce_hook(state, bucket)\n"
+               "t.G_train._orig_mod.register_comm_hook(None, hook)\n")
+    wrapped_end = "assert len(calls) == 3, len(calls)  # 3 iterations; the tiny G fits in one 25 MB bucket\n"
+    script = RUN_ONLY.replace("t = Trainer(from_dict(json.loads(sys.argv[1])), sys.argv[2])\n", wrapped).replace(
+        "t.run()\n", "t.run()\n" + wrapped_end)
     _two_processes_match_one(tmp_path, tree, kit, ("pixel", "gan", "d", "d_real", "d_fake"), ("model.safetensors",),
                              1e-6, ddp_tree=compiled, script_text=script)
     assert [i for i, _ in kit.losses_of(tmp_path / "ddp")] == [1, 2, 3]
