@@ -100,16 +100,12 @@ def to_device(data: Any, device: "str | torch.device", dtype: "torch.dtype | Non
     return t.to(dev, non_blocking=dev.type in ("cuda", "meta"))
 
 
-def _constant(make: Callable[[], Any], device: "torch.device", dtype: "torch.dtype | None") -> "torch.Tensor":
-    import torch
-
-    with torch.inference_mode(False):  # a table first needed under inference_mode must still serve autograd
-        return to_device(make(), device, dtype)
-
-
 @functools.lru_cache(maxsize=64)
 def device_constant(make: Callable[[], Any], device: "torch.device", dtype: "torch.dtype | None" = None) -> "torch.Tensor":
     """``make()`` (a table: NumPy array or nested sequence) as a tensor on ``device``, built and
     copied once per (table, device, dtype) and then reused: no host-to-device copy per call on hot
     paths. The tensor is shared: read it, never write to it."""
-    return _constant(make, device, dtype)
+    import torch
+
+    with torch.inference_mode(False):  # a table first needed under inference_mode must still serve autograd
+        return to_device(make(), device, dtype)
