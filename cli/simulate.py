@@ -16,7 +16,7 @@ from .common import Finite
 from .main import cli
 
 D = CaptureSpec()
-#: largest capture side in pixels (a 64-MP capture; its rendering takes a few GB)
+#: largest capture side in pixels (a 67-MP capture; an estimate of its rendering, not measured: a few GB)
 MAX_SIDE = 8192
 
 
@@ -27,7 +27,7 @@ def _size(text: str) -> tuple[int, int]:
         raise UsageError(f"size must look like WIDTHxHEIGHT, got {text!r}") from None
     if w < 32 or h < 32:
         raise UsageError(f"size must be at least 32x32, got {text!r}")
-    if w > MAX_SIDE or h > MAX_SIDE:  # the render's sampling grids alone take 24 bytes per pixel
+    if w > MAX_SIDE or h > MAX_SIDE:  # the render holds several float64 sampling grids per output pixel
         raise UsageError(f"size must be at most {MAX_SIDE}x{MAX_SIDE}, got {text!r}")
     return h, w
 

@@ -300,8 +300,8 @@ def check_unrecorded(out: Path, overwrite: bool, recorded: bool, folders: Iterab
                      files: Iterable[str] = (), what: str = "realsr manifest", kind: str = "images") -> None:
     """Refuse (:class:`UsageError`) to write into ``out`` when, with no record of this command there
     (``recorded`` False) and no ``overwrite``, it already holds files the run could replace: ``kind``
-    (``"images"``, or ``"files"``: any file but an interrupted write's temporary) in one of
-    ``folders`` (``"."``: ``out`` itself), or one of the named ``files``. They are someone else's,
+    (``"images"``, or ``"files"``: any file but an interrupted write's temporary) in one of the
+    subfolders ``folders``, or one of the named ``files``. They are someone else's,
     and same-named outputs would replace them."""
     from .atomic import TMP_PREFIX
     from .images import folder_images
@@ -315,8 +315,7 @@ def check_unrecorded(out: Path, overwrite: bool, recorded: bool, folders: Iterab
         held = folder_images(where) if kind == "images" else \
             [f for f in where.iterdir() if f.is_file() and not f.name.startswith(TMP_PREFIX)]
         if held:
-            name = "the output folder" if d in ("", ".") else f"{d}/"
-            raise UsageError(f"{name} already holds {kind} that no {what} lists; use another -o "
+            raise UsageError(f"{d}/ already holds {kind} that no {what} lists; use another -o "
                              "(or --overwrite to replace same-named files)", out)
     for f in files:
         if (out / f).exists():
