@@ -209,7 +209,7 @@ def load_dsgan_degrader(spec: LearnedSpec) -> DSGANDegrader:
 
     device = _resolve_device(spec.device)
     net = load_dsgan(spec.weights)
-    if spec.scale != DSGAN_SCALE:
+    if spec.scale != DSGAN_SCALE and spec.sha256 is None:  # a spec with the digest is a worker's re-load
         log.warning("DSGAN was trained on x%d bicubic LR images; at x%d its degradation is untested",
                     DSGAN_SCALE, spec.scale)
     return DSGANDegrader(net, spec.scale, Path(spec.weights).name, file_sha256(spec.weights), device, spec.tile)

@@ -86,6 +86,18 @@ def test_official_weights_fit_exactly(official):
     assert net.block_input[1].weight.numel() == 1  # one PReLU slope, as nn.PReLU()
 
 
+def test_untested_scale_warned_once_not_per_worker(weights, caplog):
+    """The checking load warns about x2; worker processes re-load with the checked digest, silently."""
+    digest = hashlib.sha256(weights.read_bytes()).hexdigest()
+    with caplog.at_level("WARNING", logger="realsr"):
+        load_degrader(LearnedSpec("dsgan", str(weights), 2, "cpu", 0, threads=1))
+        assert sum("untested" in r.getMessage() for r in caplog.records) == 1
+        caplog.clear()
+        load_degrader(LearnedSpec("dsgan", str(weights), 2, "cpu", 0, threads=2, sha256=digest))
+        load_degrader(LearnedSpec("dsgan", str(weights), 4, "cpu", 0, threads=3))
+    assert not [r for r in caplog.records if "untested" in r.getMessage()]
+
+
 def test_sizes_after_modcrop_and_any_dtype(degrader, weights):
     hr = synthetic_scene(37, 53, seed=2)
     h, lr, rec = degrade_pair(hr, "dsgan", 4, seed=5, learned=degrader)
