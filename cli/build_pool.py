@@ -20,6 +20,10 @@ K = KernelGANParams()
 N = NoiseParams()
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}{'es' if noun.endswith('ch') else 's'}"
+
+
 @cli.command("build-pool")
 @click.argument("sources", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path), required=True,
@@ -102,6 +106,6 @@ def build_pool_cmd(ctx: click.Context, sources, out, scale, kernels, collect, it
         raise UsageError(str(e)) from None
     counts = pool.counts()
     where = pool.record
-    click.echo(summary_line(counts, str(where)) + f" ({len(pool.kernels)} kernels, {len(pool.noise)} noise patches)",
+    click.echo(summary_line(counts, str(where)) + f" ({_count(len(pool.kernels), 'kernel')}, {_count(len(pool.noise), 'noise patch')})",
                err=True)
     return EXIT_ITEMS_FAILED if counts.get("failed") else EXIT_OK

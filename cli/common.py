@@ -8,6 +8,10 @@ import click
 
 from realsr.parallel import default_workers
 
+#: Architectures ``--arch`` names (the model registry's names; a test keeps the two equal without
+#: importing torch here)
+ARCHITECTURES = ("bicubic", "d2csr", "edsr", "rcan", "rrdbnet", "srrescgan")
+
 
 class Finite(click.FloatRange):
     """A float option (optionally bounded, as :class:`click.FloatRange`) that refuses NaN and
@@ -15,6 +19,10 @@ class Finite(click.FloatRange):
     would silently switch a gate off or reach the arithmetic."""
 
     name = "finite float"
+
+    def _describe_range(self) -> str:
+        # no bounds: no range text in --help (click would print "x<=None")
+        return "" if self.min is None and self.max is None else super()._describe_range()
 
     def convert(self, value, param, ctx):  # type: ignore[override]
         rv = super().convert(value, param, ctx)
@@ -50,7 +58,7 @@ def inference_options(f):
     """Model and inference options shared by ``eval`` and ``upscale``."""
     opts = [
         click.option("--arch", default=None, help="Architecture of a PyTorch checkpoint (recognised from "
-                     "the parameter names when omitted). One of: bicubic, rrdbnet, srrescgan."),
+                     "the parameter names when omitted). One of: " + ", ".join(ARCHITECTURES) + "."),
         click.option("--scale", type=click.IntRange(1, 16), default=None,
                      help="Scale; model files know theirs. Needed for 'bicubic' (default 4)."),
         click.option("--tile", type=click.IntRange(min=0), default=512, show_default=True,
