@@ -6,11 +6,18 @@ import logging
 import multiprocessing as mp
 import os
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Callable, Iterator, Sequence, TypeVar
 
 from tqdm import tqdm
 
-from .errors import UsageError
+from .errors import RealsrError, UsageError
+
+#: what a dead worker means; the usual cause in a user's script is the missing ``__main__`` guard: a
+#: spawned worker re-runs the script, reaches the parallel call again and dies in its bootstrap
+WORKER_DIED = ("a worker process ended abruptly (killed, or out of memory). Calling realsr from a Python script "
+               "with workers > 1? Worker processes are spawned and re-import the script: put its code under "
+               "'if __name__ == \"__main__\":'")
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -67,7 +74,9 @@ def parallel_map(
     ``workers <= 1`` runs in this process, in order. Otherwise a pool of ``workers`` spawned
     processes runs them (``fn`` and the items must pickle); at most ``2 * workers`` items are in
     flight so huge item lists do not all sit in memory. A tqdm bar on stderr counts finished items.
-    An exception in ``fn`` propagates (stage functions catch per-item errors themselves).
+    An exception in ``fn`` propagates (stage functions catch per-item errors themselves); a worker
+    that dies (killed, out of memory, a script without a ``__main__`` guard) raises
+    :class:`~realsr.errors.RealsrError` saying so.
     """
     n = len(items)
     bar = tqdm(total=n, desc=desc, disable=not progress or n == 0, unit="item", leave=False)
@@ -96,10 +105,12 @@ def parallel_map(
                         r = fut.result()
                         bar.update(1)
                         yield i, r
-            except BaseException:
+            except BaseException as e:
                 for fut in pending:
                     fut.cancel()
                 ex.shutdown(wait=True, cancel_futures=True)
+                if isinstance(e, BrokenProcessPool):  # from a result or from submitting the next item
+                    raise RealsrError(WORKER_DIED) from None
                 raise
     finally:
         bar.close()
