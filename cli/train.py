@@ -33,7 +33,7 @@ def train_command(ctx: click.Context, config: Path | None, overrides: tuple[str,
 
     OVERRIDES are key=value pairs on the config, values read as YAML, e.g.
     `optim.iterations=2000 data.batch_size=8 model.args.nb=4` (a mapping value such as
-    `model.args={nb: 4}` replaces the whole mapping).
+    `'model.args={nb: 4}'`, quoted for the shell, replaces the whole mapping).
     Several GPUs or nodes: `torchrun --nproc_per_node N -m realsr.cli train CONFIG -o RUN`.
     """
     from realsr.errors import UsageError

@@ -115,6 +115,15 @@ def read_json_mapping(path: str | os.PathLike) -> dict[str, Any] | None:
     return obj if isinstance(obj, dict) else None
 
 
+def noisy_pairs(folder: str | os.PathLike) -> tuple[int, int]:
+    """``(noisy, ok)``: how many of the ``ok`` pairs a ``realsr degrade`` dataset's ``manifest.json``
+    records with noise steps (pool, Gaussian, Poisson noise), of how many; ``(0, 0)`` without a
+    readable manifest (e.g. aligned real captures)."""
+    pairs = (read_json_mapping(Path(folder) / MANIFEST_NAME) or {}).get("pairs")
+    entries = [e for e in (pairs if isinstance(pairs, list) else []) if isinstance(e, dict) and e.get("status") == "ok"]
+    return sum(bool(e.get("noise")) for e in entries), len(entries)
+
+
 def dataset_scale(folder: str | os.PathLike) -> int | None:
     """The scale a pair dataset's ``manifest.json`` records, or None (no readable manifest)."""
     scale = (read_json_mapping(Path(folder) / MANIFEST_NAME) or {}).get("scale")

@@ -38,7 +38,7 @@ from realsr.atomic import remove_stale_temporaries, write_bytes_atomic
 from realsr.devices import to_device
 from realsr.errors import RealsrError, UsageError
 from realsr.images import from_float, to_float, write_png
-from realsr.manifest import settings_differences
+from realsr.manifest import noisy_pairs, settings_differences
 
 from . import checkpoint as ckpt
 from .config import TrainConfig, dump_yaml, to_dict
@@ -292,6 +292,11 @@ class Trainer:
             g = d.degradation
             self.degrade = OnlineDegradation(g.mode, s, cfg.seed, self.device, g.pool, g.pool_noise, g.params, g.quantize)
         self.noise = NoiseInjection(d.noise_pool, cfg.seed, self.device) if d.noise_pool else None
+        noisy, ok = noisy_pairs(d.train) if self.noise is not None and self.degrade is None else (0, 0)
+        if noisy:
+            log.warning("%d of %d training pairs already carry noise (manifest.json) and data.noise_pool adds real "
+                        "noise again; the Impressionism recipe injects it into clean LR (realsr degrade --mode pool "
+                        "--no-pool-noise)", noisy, ok)
         unpaired = self.degrade is not None or cfg.method == "ddnsr"
         items = load_items(d.train, s, d.patch_size, paired=not unpaired, in_memory=d.in_memory)
         if cfg.method == "ddnsr":

@@ -597,3 +597,41 @@ def test_compiled_runs_train_save_and_resume_like_plain_ones(tmp_path, pairs, ki
     kit.run_killed_at(Trainer(compiled, tmp_path / "m"), 4)  # compiled checkpoint, plain resume
     Trainer(from_dict(tree), tmp_path / "m", resume=True).run()
     assert [i for i, _ in kit.losses_of(tmp_path / "m")] == [1, 2, 3, 4, 5, 6]
+
+
+def test_noise_injection_on_pairs_that_already_carry_noise_is_warned(tmp_path, kit, caplog):
+    """data.noise_pool on pairs whose manifest records noise adds noise twice: warned at start-up
+    (the Impressionism recipe injects into clean LR); clean pairs and pairs with no manifest: silent."""
+    import json
+
+    from realsr.degrade.kernels import gaussian_kernel
+    from realsr.degrade.pool import write_synthetic_pool
+    from realsr.manifest import noisy_pairs
+
+    pool = tmp_path / "pool"
+    write_synthetic_pool(pool, gaussian_kernel(13, 1.5), n_noise=1, noise_size=16)
+    pairs = kit.block_pairs(tmp_path / "pairs")
+    record = json.loads((pairs / "manifest.json").read_text())
+    names = sorted(p.stem for p in (pairs / "LR").glob("*.png"))
+    record["pairs"] = [{"name": n, "status": "ok", "noise": [{"op": "pool_noise", "tiles": 1}] if i else None}
+                       for i, n in enumerate(names)] + [{"name": "gone", "status": "failed", "noise": None}]
+    (pairs / "manifest.json").write_text(json.dumps(record))
+    assert noisy_pairs(pairs) == (len(names) - 1, len(names))
+
+    def warnings(folder, name, **data):
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="realsr"):
+            Trainer(from_dict(kit.tiny(folder, data=data, optim={"iterations": 1})), tmp_path / name)
+        return [r.getMessage() for r in caplog.records if "already carry noise" in r.getMessage()]
+
+    assert warnings(pairs, "a", noise_pool=str(pool)) == [
+        f"{len(names) - 1} of {len(names)} training pairs already carry noise (manifest.json) and data.noise_pool "
+        "adds real noise again; the Impressionism recipe injects it into clean LR (realsr degrade --mode pool "
+        "--no-pool-noise)"]
+    assert warnings(pairs, "b") == []  # no injection
+    for e in record["pairs"]:
+        e["noise"] = None
+    (pairs / "manifest.json").write_text(json.dumps(record))
+    assert warnings(pairs, "c", noise_pool=str(pool)) == []
+    (pairs / "manifest.json").write_text("{broken")
+    assert noisy_pairs(pairs) == (0, 0) and warnings(pairs, "d", noise_pool=str(pool)) == []
