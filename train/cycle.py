@@ -144,5 +144,5 @@ class CycleBranch:
         for name in ("opt_g", "opt_d", "sched_g", "sched_d"):
             getattr(self, name).load_state_dict(st[name])
         o = self.t.cfg.optim
-        self.t._apply_optim_config(self.opt_g, self.sched_g, o.generator)
-        self.t._apply_optim_config(self.opt_d, self.sched_d, o.discriminator)
+        self.t._apply_optim_config(self.opt_g, self.sched_g, o.generator, "optim.generator")
+        self.t._apply_optim_config(self.opt_d, self.sched_d, o.discriminator, "optim.discriminator")

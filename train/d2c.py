@@ -184,4 +184,4 @@ class D2CStep:
     def load_state_dict(self, st: dict[str, Any]) -> None:
         self.opt.load_state_dict(st["opt"])
         self.sched.load_state_dict(st["sched"])
-        self.t._apply_optim_config(self.opt, self.sched, self.t.cfg.optim.convergence)
+        self.t._apply_optim_config(self.opt, self.sched, self.t.cfg.optim.convergence, "optim.convergence")

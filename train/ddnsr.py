@@ -260,8 +260,8 @@ class DDNSRStep:
         for name in ("opt_net", "opt_d", "sched_net", "sched_d"):
             getattr(self, name).load_state_dict(st[name])
         o = self.t.cfg.optim
-        self.t._apply_optim_config(self.opt_net, self.sched_net, o.generator)
-        self.t._apply_optim_config(self.opt_d, self.sched_d, o.discriminator)
+        self.t._apply_optim_config(self.opt_net, self.sched_net, o.generator, "optim.generator")
+        self.t._apply_optim_config(self.opt_d, self.sched_d, o.discriminator, "optim.discriminator")
 
 
 def source_items(folder: str | Path, patch_size: int, scale: int, in_memory: bool) -> list[Item]:

@@ -494,9 +494,9 @@ class Trainer:
             raise UsageError(f"the checkpoint does not fit this configuration ({load_error_detail(e)})",
                              self.ckpt_dir) from None
         self._warn_changed_settings(st.get("config"))
-        self._apply_optim_config(self.opt_g, self.sched_g, self.cfg.optim.generator)
+        self._apply_optim_config(self.opt_g, self.sched_g, self.cfg.optim.generator, "optim.generator")
         if self.opt_d is not None:
-            self._apply_optim_config(self.opt_d, self.sched_d, self.cfg.optim.discriminator)
+            self._apply_optim_config(self.opt_d, self.sched_d, self.cfg.optim.discriminator, "optim.discriminator")
         self.iteration = int(st["iteration"])
         self.best = dict(st.get("best") or {})
         torch.set_rng_state(st["rng"]["torch"])
@@ -523,18 +523,23 @@ class Trainer:
             log.warning("resumed with changed settings (%s): the run is no longer the same as one uninterrupted run",
                         settings_differences(old, new, limit=5))
 
-    def _apply_optim_config(self, opt: torch.optim.Optimizer, sched: Any, o: Any) -> None:
+    def _apply_optim_config(self, opt: torch.optim.Optimizer, sched: Any, o: Any, section: str) -> None:
         """After loading a checkpoint: the config's rate, betas and weight decay win (a resume may
-        change them, e.g. a lower rate after a divergence); Adam's moments are kept."""
+        change them, e.g. a lower rate after a divergence); Adam's moments are kept. ``section``:
+        the config section of ``o`` (``optim.generator`` ...), for the warning."""
         factor = lr_factor(sched.last_epoch, self.cfg)
-        changed = []
+        changed: dict[str, str] = {}
         for g in opt.param_groups:
             new = {"initial_lr": o.lr, "lr": o.lr * factor, "betas": tuple(o.betas), "weight_decay": o.weight_decay}
-            changed += [k for k, v in new.items() if k != "lr" and g.get(k) != v]
+            for k, v in new.items():
+                if k != "lr" and g.get(k) != v:  # the config's names: the scheduler's initial_lr is lr
+                    old = list(g[k]) if isinstance(g.get(k), tuple) else g.get(k)
+                    changed[f"{section}.{'lr' if k == 'initial_lr' else k}"] = f"{old} -> {list(v) if isinstance(v, tuple) else v}"
             g.update(new)
         sched.base_lrs = [o.lr] * len(opt.param_groups)
         if changed:
-            log.warning("resumed with changed optimiser settings: %s", ", ".join(sorted(set(changed))))
+            log.warning("resumed with changed optimiser settings: %s",
+                        ", ".join(f"{k}: {v}" for k, v in sorted(changed.items())))
 
     # --------------------------------------------------------------------------- one step
     def batches(self, start: int) -> Iterator[dict[str, Any]]:

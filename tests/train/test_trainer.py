@@ -324,11 +324,15 @@ def test_on_the_fly_degradation_and_noise_injection(tmp_path, pairs, kit):
         assert Trainer(cfg, tmp_path / f"run_{mode}").run()["iteration"] == 2, mode
 
 
-def test_resume_applies_changed_optimiser_settings(tmp_path, pairs, kit):
+def test_resume_applies_changed_optimiser_settings(tmp_path, pairs, kit, caplog):
     cfg = from_dict(kit.tiny(pairs, optim={"iterations": 3}))
     Trainer(cfg, tmp_path / "run").run()
-    lower = from_dict(kit.tiny(pairs, optim={"iterations": 6, "generator": {"lr": 1e-6}}))
-    t = Trainer(lower, tmp_path / "run", resume=True)
+    lower = from_dict(kit.tiny(pairs, optim={"iterations": 6, "generator": {"lr": 1e-6, "betas": [0.8, 0.99]}}))
+    with caplog.at_level("WARNING", logger="realsr"):
+        t = Trainer(lower, tmp_path / "run", resume=True)
+    # named as in the config, with the old and the new value
+    assert ("resumed with changed optimiser settings: optim.generator.betas: [0.9, 0.99] -> [0.8, 0.99], "
+            "optim.generator.lr: 0.0002 -> 1e-06") in caplog.text
     # iteration 3 is past the milestone at 3: factor 0.5
     assert t.opt_g.param_groups[0]["lr"] == pytest.approx(0.5e-6) and t.sched_g.base_lrs == [1e-6]
     t.run()
