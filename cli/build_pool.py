@@ -51,6 +51,9 @@ def _count(n: int, noun: str) -> str:
 @click.option("--g-structure", default=",".join(map(str, K.g_structure)), show_default=True,
               help="G's layer sizes; the kernel is their sum minus (layers - 1) px wide (official 13). "
                    "11,7,3,1,1,1 gives 19x19, which fits wider blur (docs/pool.md).")
+@click.option("--n-filtering", type=click.IntRange(min=1), default=K.n_filtering, show_default=True,
+              help="Post-processing: weights below 0.75 x the (n+1)-th largest are cut (official 40). "
+                   "It narrows wide kernels; 80 keeps more of them (docs/pool.md).")
 @click.option("--edge-shave", type=click.IntRange(min=0), default=K.edge_shave, show_default=True,
               help="Pixels cut from each side before estimation (official: 10 unless --real).")
 @click.option("--noise-patch", type=click.IntRange(min=2), default=N.patch, show_default=True, help="Noise patch size (px).")
@@ -72,7 +75,7 @@ def _count(n: int, noun: str) -> str:
 @overwrite_option
 @click.pass_context
 def build_pool_cmd(ctx: click.Context, sources, out, scale, kernels, collect, iterations, batch, device, seed, runs,
-                   retries, bicubic_loss, d_init, lambda_bicubic, g_structure, edge_shave, noise_patch, noise_stride, noise_max_var,
+                   retries, bicubic_loss, d_init, lambda_bicubic, g_structure, n_filtering, edge_shave, noise_patch, noise_stride, noise_max_var,
                    noise_min_mean, noise_local, noise_max_per_image, noise_include_last, raw_linear, preview, workers,
                    shard, overwrite) -> int:
     """Estimate blur kernels (KernelGAN) and collect real-noise patches from real low-quality photos.
@@ -89,7 +92,8 @@ def build_pool_cmd(ctx: click.Context, sources, out, scale, kernels, collect, it
         settings = PoolSettings(
             scale=int(scale),
             kernelgan=KernelGANParams(iterations=iterations, bicubic_loss=bicubic_loss, d_init=d_init,
-                                      lambda_bicubic=lambda_bicubic, g_structure=structure, edge_shave=edge_shave),
+                                      lambda_bicubic=lambda_bicubic, g_structure=structure, edge_shave=edge_shave,
+                                      n_filtering=n_filtering),
             noise=NoiseParams(patch=noise_patch, stride=noise_stride, max_var=noise_max_var, min_mean=noise_min_mean,
                               include_last=noise_include_last, local=noise_local, max_per_image=noise_max_per_image),
             kernels=kernels, collect=collect, runs=runs, retries=retries, seed=seed,

@@ -30,6 +30,8 @@ class KernelGANParams:
       (D runs once in its constructor), so D keeps PyTorch's default (Kaiming-uniform) weights;
       ``"official"`` reproduces that.
     * ``lambda_bicubic=20``: the value in Tencent/Real-SR's vendored copy (upstream: 5).
+    * ``n_filtering`` above 40: the post-processing keeps more of a wide kernel (the official 40
+      narrows a sigma-2 Gaussian to 1.43 px; docs/pool.md).
     """
 
     iterations: int = 3000
@@ -66,8 +68,8 @@ class KernelGANParams:
             raise ValueError(f"d_init must be one of {D_INITS}")
         if self.forward not in FORWARDS:
             raise ValueError(f"forward must be one of {FORWARDS}")
-        if self.iterations < 1 or self.g_crop < 16 or self.d_layers < 3:
-            raise ValueError("iterations >= 1, g_crop >= 16 and d_layers >= 3 are required")
+        if self.iterations < 1 or self.g_crop < 16 or self.d_layers < 3 or self.n_filtering < 1:
+            raise ValueError("iterations >= 1, g_crop >= 16, d_layers >= 3 and n_filtering >= 1 are required")
         if len(self.g_structure) < 2 or self.g_structure[-1] != 1 or any(s < 1 for s in self.g_structure):
             raise ValueError("G needs at least two layers, each at least 1x1, the last 1x1 (it carries the stride 2)")
         if self.kernel_size < 5:

@@ -138,6 +138,16 @@ def test_cli_kernel_support_option(sources, tmp_path):
     assert pool["params"]["kernelgan"]["g_structure"] == [11, 7, 3, 1, 1, 1]
     # the raw 19x19 estimate, post-processed (re-centring pads it)
     assert np.load(out / pool["kernels"][0]["file"]).shape[0] >= 19
+    # --n-filtering: the official post-processing keeps the 40 largest weights (less 0.75 x the 41st);
+    # 80 keeps a wider kernel from the same raw estimate (same seed), and is recorded
+    wide = tmp_path / "wide"
+    assert main(base[:4] + [str(wide)] + base[5:] + ["--g-structure", "11,7,3,1,1,1", "--n-filtering", "80"]) == 0
+    wide_pool = json.loads((wide / "pool.json").read_text())
+    assert wide_pool["params"]["kernelgan"]["n_filtering"] == 80 and pool["params"]["kernelgan"]["n_filtering"] == 40
+    k40, k80 = (np.load(o / p["kernels"][0]["file"]) for o, p in ((out, pool), (wide, wide_pool)))
+    assert (k80 > 1e-6).sum() > (k40 > 1e-6).sum()
+    assert wide_pool["sources"][0]["kernel"]["sigma_major"] > pool["sources"][0]["kernel"]["sigma_major"]
+    assert main(base[:4] + [str(tmp_path / "nf0")] + base[5:] + ["--n-filtering", "0"]) == 2
     for bad in ("7,5,x", "7,5,3", "61,1", "1,1", "8,5,3,1,1,1"):
         assert main(["-q", "build-pool", str(sources / "photo.png"), "-o", str(tmp_path / "bad"), "--no-noise",
                      "--g-structure", bad]) == 2, bad
