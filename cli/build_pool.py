@@ -52,8 +52,8 @@ def _count(n: int, noun: str) -> str:
               help="G's layer sizes; the kernel is their sum minus (layers - 1) px wide (official 13). "
                    "11,7,3,1,1,1 gives 19x19, which fits wider blur (docs/pool.md).")
 @click.option("--n-filtering", type=click.IntRange(min=1), default=K.n_filtering, show_default=True,
-              help="Post-processing: weights below 0.75 x the (n+1)-th largest are cut (official 40). "
-                   "It narrows wide kernels; 80 keeps more of them (docs/pool.md).")
+              help="Post-processing: 0.75 x the (n+1)-th largest weight is subtracted and what falls below 0 "
+                   "cut (official 40). It narrows wide kernels; 80 keeps more of them (docs/pool.md).")
 @click.option("--edge-shave", type=click.IntRange(min=0), default=K.edge_shave, show_default=True,
               help="Pixels cut from each side before estimation (official: 10 unless --real).")
 @click.option("--noise-patch", type=click.IntRange(min=2), default=N.patch, show_default=True, help="Noise patch size (px).")
