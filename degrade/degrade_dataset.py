@@ -250,7 +250,7 @@ def degrade_dataset(
             log.info("%s runs on %s: one process instead of %d workers", settings.mode, degrader.device, workers)
             workers = 1
         threads = max(1, default_workers() // workers) if workers > 1 else None
-        spec = replace(spec, threads=threads, sha256=digest)
+        spec = replace(spec, threads=threads, sha256=digest, checked=True)
         if isinstance(degrader, NetworkDegrader):  # the workers reuse the source list and its digest
             spec = replace(spec, source_files=tuple(str(f) for f in degrader.sources),
                            source_sha256=degrader.sources_sha256)

@@ -83,7 +83,8 @@ class LearnedSpec:
     weights (None: not checked), so a file replaced during a run stops it; ``source``: the folder
     of real LR photos (``network`` only); ``source_files`` / ``source_sha256``: its readable photos
     and their digest as the first load found them, so worker processes do not read and hash the
-    folder again (None: found at load).
+    folder again (None: found at load); ``checked``: the spec of a worker process, which re-loads
+    what the main process has loaded and checked (its warnings are not repeated).
     """
 
     mode: str
@@ -96,6 +97,7 @@ class LearnedSpec:
     source: str | None = None
     source_files: tuple[str, ...] | None = None
     source_sha256: str | None = None
+    checked: bool = False
 
     def __post_init__(self) -> None:
         if self.mode not in LOADERS:
@@ -209,7 +211,7 @@ def load_dsgan_degrader(spec: LearnedSpec) -> DSGANDegrader:
 
     device = _resolve_device(spec.device)
     net = load_dsgan(spec.weights)
-    if spec.scale != DSGAN_SCALE and spec.sha256 is None:  # a spec with the digest is a worker's re-load
+    if spec.scale != DSGAN_SCALE and not spec.checked:
         log.warning("DSGAN was trained on x%d bicubic LR images; at x%d its degradation is untested",
                     DSGAN_SCALE, spec.scale)
     return DSGANDegrader(net, spec.scale, Path(spec.weights).name, file_sha256(spec.weights), device, spec.tile)
@@ -361,7 +363,7 @@ def load_degrader(spec: LearnedSpec) -> LearnedDegrader:
     """The degrader of ``spec``, loaded once per process. :class:`UsageError` for a missing,
     unreadable or mismatched weights file, a device that is not there, or weights whose SHA-256
     is not ``spec.sha256``."""
-    key = replace(spec, sha256=None, source_files=None, source_sha256=None)
+    key = replace(spec, sha256=None, source_files=None, source_sha256=None, checked=False)
     if key not in _LOADED:
         if spec.threads:
             import torch

@@ -115,13 +115,24 @@ def read_json_mapping(path: str | os.PathLike) -> dict[str, Any] | None:
     return obj if isinstance(obj, dict) else None
 
 
-def noisy_pairs(folder: str | os.PathLike) -> tuple[int, int]:
-    """``(noisy, ok)``: how many of the ``ok`` pairs a ``realsr degrade`` dataset's ``manifest.json``
-    records with noise steps (pool, Gaussian, Poisson noise), of how many; ``(0, 0)`` without a
-    readable manifest (e.g. aligned real captures)."""
-    pairs = (read_json_mapping(Path(folder) / MANIFEST_NAME) or {}).get("pairs")
+def noisy_pairs(folder: str | os.PathLike, follow: bool = True) -> tuple[int, int, Path | None]:
+    """``(noisy, ok, manifest)``: how many of the ``ok`` pairs of a pair dataset already carry noise,
+    of how many, by its ``manifest.json``: pairs of ``realsr degrade`` with noise steps (pool,
+    Gaussian, Poisson) or a learned degradation (dsgan, network), and every pair of ``realsr align``
+    (real captures hold their camera's noise). ``realsr subimages`` output is judged by the dataset
+    it was cut from (``follow``). ``(0, 0, None)`` without a readable manifest."""
+    path = Path(folder) / MANIFEST_NAME
+    rec = read_json_mapping(path) or {}
+    source = (rec.get("params") or {}).get("source") if isinstance(rec.get("params"), dict) else None
+    if follow and rec.get("stage") == "subimages" and isinstance(source, str):
+        return noisy_pairs(source, follow=False)
+    pairs = rec.get("pairs")
     entries = [e for e in (pairs if isinstance(pairs, list) else []) if isinstance(e, dict) and e.get("status") == "ok"]
-    return sum(bool(e.get("noise")) for e in entries), len(entries)
+    if not entries:
+        return 0, 0, None
+    if rec.get("stage") == "align":
+        return len(entries), len(entries), path
+    return sum(bool(e.get("noise") or e.get("learned")) for e in entries), len(entries), path
 
 
 def dataset_scale(folder: str | os.PathLike) -> int | None:

@@ -15,9 +15,9 @@ from .errors import RealsrError, UsageError
 
 #: what a dead worker means; the usual cause in a user's script is the missing ``__main__`` guard: a
 #: spawned worker re-runs the script, reaches the parallel call again and dies in its bootstrap
-WORKER_DIED = ("a worker process ended abruptly (killed, or out of memory). Calling realsr from a Python script "
-               "with workers > 1? Worker processes are spawned and re-import the script: put its code under "
-               "'if __name__ == \"__main__\":'")
+WORKER_DIED = ("a worker process ended abruptly (killed, out of memory, or it failed to start or to read its job: "
+               "see the worker's traceback above). Calling realsr from a Python script with workers > 1? Worker "
+               "processes are spawned and re-import the script: put its code under 'if __name__ == \"__main__\":'")
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -110,7 +110,7 @@ def parallel_map(
                     fut.cancel()
                 ex.shutdown(wait=True, cancel_futures=True)
                 if isinstance(e, BrokenProcessPool):  # from a result or from submitting the next item
-                    raise RealsrError(WORKER_DIED) from None
+                    raise RealsrError(WORKER_DIED) from e
                 raise
     finally:
         bar.close()

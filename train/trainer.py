@@ -292,11 +292,11 @@ class Trainer:
             g = d.degradation
             self.degrade = OnlineDegradation(g.mode, s, cfg.seed, self.device, g.pool, g.pool_noise, g.params, g.quantize)
         self.noise = NoiseInjection(d.noise_pool, cfg.seed, self.device) if d.noise_pool else None
-        noisy, ok = noisy_pairs(d.train) if self.noise is not None and self.degrade is None else (0, 0)
+        noisy, ok, record = noisy_pairs(d.train) if self.noise is not None and self.degrade is None else (0, 0, None)
         if noisy:
-            log.warning("%d of %d training pairs already carry noise (manifest.json) and data.noise_pool adds real "
-                        "noise again; the Impressionism recipe injects it into clean LR (realsr degrade --mode pool "
-                        "--no-pool-noise)", noisy, ok)
+            log.warning("%d of %d pairs recorded in %s already carry noise (noise steps, a learned degradation or real "
+                        "captures) and data.noise_pool adds real noise again; the Impressionism recipe injects it "
+                        "into clean LR (realsr degrade --mode pool --no-pool-noise)", noisy, ok, record)
         unpaired = self.degrade is not None or cfg.method == "ddnsr"
         items = load_items(d.train, s, d.patch_size, paired=not unpaired, in_memory=d.in_memory)
         if cfg.method == "ddnsr":
@@ -533,7 +533,7 @@ class Trainer:
             new = {"initial_lr": o.lr, "lr": o.lr * factor, "betas": tuple(o.betas), "weight_decay": o.weight_decay}
             for k, v in new.items():
                 if k != "lr" and g.get(k) != v:  # the config's names: the scheduler's initial_lr is lr
-                    old = list(g[k]) if isinstance(g.get(k), tuple) else g.get(k)
+                    old = list(g[k]) if isinstance(g.get(k), tuple) else g.get(k, "(not recorded)")
                     changed[f"{section}.{'lr' if k == 'initial_lr' else k}"] = f"{old} -> {list(v) if isinstance(v, tuple) else v}"
             g.update(new)
         sched.base_lrs = [o.lr] * len(opt.param_groups)

@@ -22,6 +22,15 @@ def test_arch_help_lists_every_registered_architecture():
 
 
 def test_unbounded_number_options_print_no_range():
-    for cmd in ("align", "build-pool", "degrade", "simulate", "fuse"):
+    for cmd in cli.commands:
         assert "None" not in _help(cmd), cmd
-    assert "x>=0" in _help("build-pool")  # bounded ones keep theirs (--lambda-bicubic)
+    # bounded ones keep theirs (--lambda-bicubic is a bounded Finite)
+    text = " ".join(_help("build-pool").split())
+    assert text[text.index("--lambda-bicubic"):].split("--g-structure")[0].endswith("[default: 5.0; x>=0] ")
+
+
+def test_count_wording():
+    from realsr.cli.build_pool import _count
+
+    assert [_count(1, "kernel"), _count(2, "kernel"), _count(1, "noise patch"), _count(0, "noise patch")] == [
+        "1 kernel", "2 kernels", "1 noise patch", "0 noise patches"]

@@ -4,6 +4,7 @@ degrader contract (sizes, determinism, tiles, replay) and ``realsr degrade --mod
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 import json
 import subprocess
 import sys
@@ -86,16 +87,33 @@ def test_official_weights_fit_exactly(official):
     assert net.block_input[1].weight.numel() == 1  # one PReLU slope, as nn.PReLU()
 
 
-def test_untested_scale_warned_once_not_per_worker(weights, caplog):
-    """The checking load warns about x2; worker processes re-load with the checked digest, silently."""
+def test_untested_scale_warned_once_not_per_worker(weights, caplog, monkeypatch):
+    """The checking load warns about x2 (also with a known digest); worker processes re-load a
+    checked spec, silently."""
+    from realsr.degrade import learned
+
     digest = hashlib.sha256(weights.read_bytes()).hexdigest()
+    spec = LearnedSpec("dsgan", str(weights), 2, "cpu", 0, sha256=digest)
     with caplog.at_level("WARNING", logger="realsr"):
-        load_degrader(LearnedSpec("dsgan", str(weights), 2, "cpu", 0, threads=1))
+        monkeypatch.setattr(learned, "_LOADED", {})  # a fresh process each
+        load_degrader(spec)
         assert sum("untested" in r.getMessage() for r in caplog.records) == 1
         caplog.clear()
-        load_degrader(LearnedSpec("dsgan", str(weights), 2, "cpu", 0, threads=2, sha256=digest))
-        load_degrader(LearnedSpec("dsgan", str(weights), 4, "cpu", 0, threads=3))
+        monkeypatch.setattr(learned, "_LOADED", {})
+        load_degrader(replace(spec, checked=True))
+        monkeypatch.setattr(learned, "_LOADED", {})
+        load_degrader(LearnedSpec("dsgan", str(weights), 4, "cpu", 0))
     assert not [r for r in caplog.records if "untested" in r.getMessage()]
+
+
+def test_untested_scale_warned_once_by_a_run_with_workers(weights, tmp_path, capfd):
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(2):
+        write_png(src / f"p{i}.png", synthetic_scene(32, 32, seed=i))
+    assert main(["-q", "degrade", str(src), "-o", str(tmp_path / "out"), "--mode", "dsgan", "--weights",
+                 str(weights), "--device", "cpu", "--scale", "2", "--workers", "2"]) == 0
+    assert capfd.readouterr().err.count("degradation is untested") == 1  # the workers' stderr included
 
 
 def test_sizes_after_modcrop_and_any_dtype(degrader, weights):

@@ -604,8 +604,9 @@ def test_compiled_runs_train_save_and_resume_like_plain_ones(tmp_path, pairs, ki
 
 
 def test_noise_injection_on_pairs_that_already_carry_noise_is_warned(tmp_path, kit, caplog):
-    """data.noise_pool on pairs whose manifest records noise adds noise twice: warned at start-up
-    (the Impressionism recipe injects into clean LR); clean pairs and pairs with no manifest: silent."""
+    """data.noise_pool on pairs that already carry noise (degrade noise steps, a learned degradation,
+    real captures; sub-images judged by their source) adds noise twice: warned at start-up (the
+    Impressionism recipe injects into clean LR); clean pairs and pairs with no manifest: silent."""
     import json
 
     from realsr.degrade.kernels import gaussian_kernel
@@ -615,12 +616,15 @@ def test_noise_injection_on_pairs_that_already_carry_noise_is_warned(tmp_path, k
     pool = tmp_path / "pool"
     write_synthetic_pool(pool, gaussian_kernel(13, 1.5), n_noise=1, noise_size=16)
     pairs = kit.block_pairs(tmp_path / "pairs")
-    record = json.loads((pairs / "manifest.json").read_text())
+    manifest = pairs / "manifest.json"
+    record = json.loads(manifest.read_text())
     names = sorted(p.stem for p in (pairs / "LR").glob("*.png"))
-    record["pairs"] = [{"name": n, "status": "ok", "noise": [{"op": "pool_noise", "tiles": 1}] if i else None}
-                       for i, n in enumerate(names)] + [{"name": "gone", "status": "failed", "noise": None}]
-    (pairs / "manifest.json").write_text(json.dumps(record))
-    assert noisy_pairs(pairs) == (len(names) - 1, len(names))
+    n = len(names)
+    record.update(stage="degrade", pairs=[
+        {"name": nm, "status": "ok", "noise": [{"op": "pool_noise", "tiles": 1}] if i else None, "learned": None}
+        for i, nm in enumerate(names)] + [{"name": "gone", "status": "failed", "noise": None}])
+    manifest.write_text(json.dumps(record))
+    assert noisy_pairs(pairs) == (n - 1, n, manifest)
 
     def warnings(folder, name, **data):
         caplog.clear()
@@ -629,13 +633,29 @@ def test_noise_injection_on_pairs_that_already_carry_noise_is_warned(tmp_path, k
         return [r.getMessage() for r in caplog.records if "already carry noise" in r.getMessage()]
 
     assert warnings(pairs, "a", noise_pool=str(pool)) == [
-        f"{len(names) - 1} of {len(names)} training pairs already carry noise (manifest.json) and data.noise_pool "
-        "adds real noise again; the Impressionism recipe injects it into clean LR (realsr degrade --mode pool "
-        "--no-pool-noise)"]
+        f"{n - 1} of {n} pairs recorded in {manifest} already carry noise (noise steps, a learned degradation or "
+        "real captures) and data.noise_pool adds real noise again; the Impressionism recipe injects it into clean "
+        "LR (realsr degrade --mode pool --no-pool-noise)"]
     assert warnings(pairs, "b") == []  # no injection
     for e in record["pairs"]:
         e["noise"] = None
-    (pairs / "manifest.json").write_text(json.dumps(record))
-    assert warnings(pairs, "c", noise_pool=str(pool)) == []
-    (pairs / "manifest.json").write_text("{broken")
-    assert noisy_pairs(pairs) == (0, 0) and warnings(pairs, "d", noise_pool=str(pool)) == []
+    manifest.write_text(json.dumps(record))
+    assert noisy_pairs(pairs) == (0, n, manifest) and warnings(pairs, "c", noise_pool=str(pool)) == []
+    record["pairs"][0]["learned"] = [{"model": "dsgan"}]  # a learned degradation is noisy too
+    manifest.write_text(json.dumps(record))
+    assert noisy_pairs(pairs) == (1, n, manifest)
+    # sub-images are judged by the dataset they were cut from
+    subs = kit.block_pairs(tmp_path / "subs")
+    sub_record = json.loads((subs / "manifest.json").read_text())
+    sub_record.update(stage="subimages", params={"source": str(pairs)},
+                      pairs=[{"name": "s", "status": "ok", "source": names[0]}])
+    (subs / "manifest.json").write_text(json.dumps(sub_record))
+    assert noisy_pairs(subs) == (1, n, manifest)
+    assert len(warnings(subs, "e", noise_pool=str(pool))) == 1
+    # real captures carry their camera's noise
+    record.update(stage="align")
+    manifest.write_text(json.dumps(record))
+    assert noisy_pairs(pairs) == (n, n, manifest)
+    manifest.write_text("{broken")
+    assert noisy_pairs(pairs) == (0, 0, None) and noisy_pairs(subs) == (0, 0, None)
+    assert warnings(pairs, "d", noise_pool=str(pool)) == []
