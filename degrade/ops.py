@@ -212,7 +212,9 @@ def poisson_noise_t(x: Tensor, peak: Any, gray: Any = False, generator: torch.Ge
 def apply_steps(x: Tensor, steps: list[dict[str, Any]], pool: Any = None, jpeg_backend: str = "codec") -> Tensor:
     """Replay recorded ``steps`` (:mod:`realsr.degrade.pipeline`) on every image of ``x``; equals
     the NumPy path to float tolerance (noise fields from the steps' seeds; JPEG through the codec
-    unless ``jpeg_backend="simulated"``). Not rounded."""
+    unless ``jpeg_backend="simulated"``). Not rounded. On a GPU the host-made noise fields and
+    kernels go up asynchronously; a Poisson step reads the images back (its noise is drawn on the
+    host, as recorded) and so waits for the device."""
     for st in steps:
         op = st["op"]
         if op == "blur":
@@ -231,7 +233,7 @@ def apply_steps(x: Tensor, steps: list[dict[str, Any]], pool: Any = None, jpeg_b
                 xs = x.detach().cpu().permute(0, 2, 3, 1).numpy()
                 n = np.stack([poisson_noise(im, float(st["peak"]), int(st["seed"]), bool(st["gray"])) for im in xs])
                 n = n * np.float32(st.get("scale", 1.0))
-            t = torch.as_tensor(np.ascontiguousarray(n), dtype=x.dtype, device=x.device)
+            t = to_device(np.ascontiguousarray(n), x.device, x.dtype)  # noise fields are made on the host
             t = t.permute(0, 3, 1, 2) if t.ndim == 4 else t.permute(2, 0, 1).unsqueeze(0)
             if t.shape[1] not in (1, x.shape[1]):
                 raise ValueError(f"{op} is RGB noise; the images have {x.shape[1]} channels")

@@ -72,6 +72,11 @@ def test_batched_degradations_never_wait_for_the_device():
     _check(lambda: ops.gaussian_noise(x, 3.0, [True, False, False, True]))
     _check(lambda: ops.blur_downsample(x, np.full((4, 5, 5), 0.04), 2))
     _check(lambda: ops.resize(x, (24, 40), "bicubic"))
+    # replaying recorded steps: host-made kernels and noise fields go up asynchronously
+    steps = [{"op": "blur", "kernel": {"type": "gaussian", "size": 7, "sigma_x": 1.2, "sigma_y": 1.2, "theta": 0.0}},
+             {"op": "subsample", "scale": 2}, {"op": "gaussian_noise", "sigma": 2.0, "gray": False, "seed": 5}]
+    out, uploads = _check(lambda: ops.apply_steps(x, steps))
+    assert out.shape == (4, 3, 32, 32) and uploads == 2
     jpeg_torch(x, 50)  # warm the per-device tables
     _, uploads = _check(lambda: jpeg_torch(x, [10, 50, 90, 100]))
     assert uploads == 1  # the qualities; the quantisation and DCT tables stay on the device
