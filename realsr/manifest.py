@@ -120,7 +120,8 @@ def noisy_pairs(folder: str | os.PathLike, follow: bool = True) -> tuple[int, in
     of how many, by its ``manifest.json``: pairs of ``realsr degrade`` with noise steps (pool,
     Gaussian, Poisson) or a learned degradation (dsgan, network), and every pair of ``realsr align``
     (real captures hold their camera's noise). ``realsr subimages`` output is judged by the dataset
-    it was cut from (``follow``). ``(0, 0, None)`` without a readable manifest."""
+    it was cut from (``follow``; its path as that run was given it, so a relative path is taken from
+    the current folder). ``(0, 0, None)`` without a readable manifest."""
     path = Path(folder) / MANIFEST_NAME
     rec = read_json_mapping(path) or {}
     source = (rec.get("params") or {}).get("source") if isinstance(rec.get("params"), dict) else None
