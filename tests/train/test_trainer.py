@@ -337,6 +337,18 @@ def test_resume_applies_changed_optimiser_settings(tmp_path, pairs, kit, caplog)
     assert t.opt_g.param_groups[0]["lr"] == pytest.approx(0.5e-6) and t.sched_g.base_lrs == [1e-6]
     t.run()
     assert t.opt_g.param_groups[0]["lr"] == pytest.approx(0.5e-6)
+    # a checkpoint whose optimiser state lacks a setting (an older writer): named as not recorded
+    from realsr.train import checkpoint as ckpt
+
+    st, path = ckpt.latest_checkpoint(tmp_path / "run" / "checkpoints")
+    for g in st["opt_g"]["param_groups"]:
+        del g["weight_decay"]
+    torch.save(st, path)
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="realsr"):
+        Trainer(from_dict(kit.tiny(pairs, optim={"iterations": 6, "generator": {"lr": 1e-6, "betas": [0.8, 0.99]}})),
+                tmp_path / "run", resume=True)
+    assert "resumed with changed optimiser settings: optim.generator.weight_decay: (not recorded) -> 0" in caplog.text
 
 
 def test_a_bad_new_run_leaves_the_old_one_alone(tmp_path, pairs, kit):
