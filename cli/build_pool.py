@@ -10,6 +10,7 @@ from realsr.degrade.build_pool import PoolSettings, build_pool, discover_sources
 from realsr.degrade.kernelgan_params import BICUBIC_LOSSES, D_INITS, KernelGANParams
 from realsr.degrade.noise import NoiseParams
 from realsr.errors import UsageError
+from realsr.manifest import counted
 from realsr.parallel import parse_shard
 from realsr.raw import RawOptions
 
@@ -18,10 +19,6 @@ from .main import EXIT_ITEMS_FAILED, EXIT_OK, cli
 
 K = KernelGANParams()
 N = NoiseParams()
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}{'es' if noun.endswith('ch') else 's'}"
 
 
 @cli.command("build-pool")
@@ -110,6 +107,6 @@ def build_pool_cmd(ctx: click.Context, sources, out, scale, kernels, collect, it
         raise UsageError(str(e)) from None
     counts = pool.counts()
     where = pool.record
-    click.echo(summary_line(counts, str(where)) + f" ({_count(len(pool.kernels), 'kernel')}, {_count(len(pool.noise), 'noise patch')})",
+    click.echo(summary_line(counts, str(where)) + f" ({counted(len(pool.kernels), 'kernel')}, {counted(len(pool.noise), 'noise patch', 'noise patches')})",
                err=True)
     return EXIT_ITEMS_FAILED if counts.get("failed") else EXIT_OK

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from realsr.images import read_image, write_png
+from realsr.manifest import counted
 
 from .plan import DemoPlan
 
@@ -24,11 +25,6 @@ Figures = dict[str, Any]
 
 def _json(path: Path) -> Any:
     return json.loads(path.read_text(encoding="utf-8"))
-
-
-def _n(count: int, word: str, plural: str | None = None) -> str:
-    """``"1 pair"``, ``"3 pairs"`` (``plural`` when adding an s is wrong)."""
-    return f"{count} {word if count == 1 else plural or word + 's'}"
 
 
 def _r(v: float | None, nd: int = 4) -> float | None:
@@ -51,7 +47,7 @@ def simulate_figures(out: Path, plan: DemoPlan) -> Figures:
     """Number of capture pairs and their size."""
     truth = _json(out / "captures" / "truth.json")
     w, h = plan.capture_lr_size
-    return {"items": _n(len(truth), "pair"), "figure": f"zoom {plan.scale}, {w}x{h} captures, geometry known",
+    return {"items": counted(len(truth), "pair"), "figure": f"zoom {plan.scale}, {w}x{h} captures, geometry known",
             "details": {"pairs": sorted(truth)}}
 
 
@@ -127,7 +123,7 @@ def pool_figures(out: Path, plan: DemoPlan) -> Figures:
     noise_txt = f"noise {np.mean(stds):.2f} (true {plan.phone_noise_sigma:g})" if stds else "no noise patch"
     figure = (f"kernel sigma {np.mean([r['sigma_major'] for _, _, r in shown]):.2f} (true {true_shape.sigma_major:.2f}), "
               f"{closer}/{n_k} closer than bicubic; {noise_txt}") if shown else f"no kernel; {noise_txt}"
-    return {"items": f"{_n(n_k, 'kernel')}, {_n(len(stds), 'noise patch', 'noise patches')}", "figure": figure,
+    return {"items": f"{counted(n_k, 'kernel')}, {counted(len(stds), 'noise patch', 'noise patches')}", "figure": figure,
             "details": {"sources": rows, "true_sigma": _r(true_shape.sigma_major, 3), "bicubic_distance": _r(d_bic),
                         "closer_than_bicubic": closer, "kernels": n_k, "noise_patches": len(stds),
                         "noise_std": _r(float(np.mean(stds)), 3) if stds else None,
@@ -185,7 +181,7 @@ def phone_figures(out: Path, plan: DemoPlan) -> Figures:
     manifest = _json(out / "phone" / "manifest.json")
     ok = [e for e in manifest["pairs"] if e["status"] == "ok"]
     size = ok[0]["lr_size"] if ok else None
-    return {"items": _n(len(ok), "photo"),
+    return {"items": counted(len(ok), "photo"),
             "figure": f"x2 Gaussian sigma {plan.phone_blur_sigma:g}, noise sigma {plan.phone_noise_sigma:g}",
             "details": {"photos": [e["name"] for e in ok], "size": size}}
 
@@ -210,7 +206,7 @@ def degrade_figures(out: Path, plan: DemoPlan, folder: str) -> Figures:
         figure = f"noise {np.mean(sn):.2f} vs real {np.mean(rn):.2f}" if sn and rn else "noise not measured"
         if syn.get("blur_width") is not None and real.get("blur_width") is not None:
             figure += f"; blur {syn['blur_width']:.2f} vs {real['blur_width']:.2f} px"
-    return {"items": _n(ok, "pair"), "figure": figure, "details": details}
+    return {"items": counted(ok, "pair"), "figure": figure, "details": details}
 
 
 def train_figures(out: Path, plan: DemoPlan) -> Figures:
@@ -239,7 +235,7 @@ def eval_figures(out: Path, plan: DemoPlan) -> Figures:
              "psnr_bicubic": base.get(r["name"], {}).get("psnr"), "ssim_bicubic": base.get(r["name"], {}).get("ssim")}
             for r in rep["images"]]
     gain = m["psnr"] - b["psnr"]
-    return {"items": f"{_n(len(rows), 'held-out pair')}",
+    return {"items": f"{counted(len(rows), 'held-out pair')}",
             "figure": f"PSNR {m['psnr']:.2f} vs bicubic {b['psnr']:.2f} dB ({gain:+.2f})",
             "details": {"mean": m, "bicubic": b, "gain_db": _r(gain), "images": rows,
                         "beats_bicubic": bool(gain > 0)}}

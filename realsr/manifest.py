@@ -150,6 +150,11 @@ def check_dataset_scale(folder: str | os.PathLike, scale: int, what: str = "--sc
         raise UsageError(f"the dataset is x{recorded} ({MANIFEST_NAME}) but {what} is x{scale}", folder)
 
 
+def counted(count: int, word: str, plural: str | None = None) -> str:
+    """``"1 pair"``, ``"3 pairs"`` for run summaries (``plural`` where adding an s is wrong)."""
+    return f"{count} {word if count == 1 else plural or word + 's'}"
+
+
 def settings_differences(old: Any, new: Any, limit: int = 3) -> str:
     """The settings that differ between two nested dicts, for messages: ``"params.seed: 0 -> 1"``
     (at most ``limit`` of them, dotted paths, then how many more)."""

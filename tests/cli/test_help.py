@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 from click.testing import CliRunner
 
 from realsr.cli.common import ARCHITECTURES
@@ -29,8 +30,15 @@ def test_unbounded_number_options_print_no_range():
     assert text[text.index("--lambda-bicubic"):].split("--g-structure")[0].endswith("[default: 5.0; x>=0] ")
 
 
-def test_count_wording():
-    from realsr.cli.build_pool import _count
+def test_build_pool_summary_wording(tmp_path):
+    """The summary line counts its kernels and patches in words ("1 kernel", "0 noise patches")."""
+    from realsr.images import write_png
+    from realsr.manifest import counted
 
-    assert [_count(1, "kernel"), _count(2, "kernel"), _count(1, "noise patch"), _count(0, "noise patch")] == [
-        "1 kernel", "2 kernels", "1 noise patch", "0 noise patches"]
+    assert [counted(1, "kernel"), counted(2, "kernel"), counted(0, "noise patch", "noise patches")] == [
+        "1 kernel", "2 kernels", "0 noise patches"]
+    write_png(tmp_path / "flat.png", np.full((80, 80, 3), 128, np.uint8))
+    r = CliRunner().invoke(cli, ["-q", "build-pool", str(tmp_path / "flat.png"), "-o", str(tmp_path / "pool"),
+                                 "--no-kernels", "--noise-patch", "64", "--noise-stride", "16", "--noise-min-mean", "0"])
+    assert r.exit_code == 0, r.output
+    assert r.output.strip().endswith("(0 kernels, 1 noise patch)"), r.output
